@@ -1,0 +1,34 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect } from 'kysely';
+import type { Logger } from 'pino';
+import type { StoreError } from '../../ports/message-store.js';
+import { KyselyMessageStore } from './kysely-store.js';
+import type { Database } from './schema.js';
+
+const classify = (err: unknown): StoreError['kind'] => {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code !== 'string') return 'internal';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') || code.startsWith('SQLITE_IOERR')) {
+    return 'unavailable';
+  }
+  if (code.startsWith('SQLITE_CONSTRAINT')) return 'conflict';
+  return 'internal';
+};
+
+/**
+ * Embedded SQLite (better-sqlite3) for one instance. WAL with synchronous=NORMAL: a commit survives
+ * a process crash; the last commits may be lost only if the machine itself loses power.
+ * Several instances must share PostgreSQL instead: SQLite is one process's store.
+ */
+export function openSqliteStore(path: string, logger: Logger): KyselyMessageStore {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const database = new BetterSqlite3(path);
+  database.pragma('journal_mode = WAL');
+  database.pragma('synchronous = NORMAL');
+  database.pragma('busy_timeout = 5000');
+  database.pragma('foreign_keys = ON');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return new KyselyMessageStore({ db, dialect: 'sqlite', logger, classify });
+}

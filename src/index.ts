@@ -1,0 +1,3 @@
+export { createApp, type App, type AppOptions } from './app.js';
+export { loadConfig, ConfigError, type Config } from './config.js';
+export * from './protocol/index.js';

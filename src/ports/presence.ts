@@ -1,0 +1,22 @@
+import type { PresenceUser } from '../protocol/events.js';
+
+/**
+ * Who is connected to which channel, counted in connections (sockets), across every instance that
+ * shares the backend.
+ *
+ * - `add`/`remove` are called once per socket join/leave on this instance; the counts they keep are
+ *   this instance's share, and the answers they give are cluster-wide.
+ * - An instance that dies without calling `remove` has its share expire (Redis: within the heartbeat
+ *   TTL, 15 s by default); `list` never counts an expired instance.
+ * - When the backend is unreachable the calls reject; the caller decides what to degrade.
+ */
+export interface Presence {
+  /** Resolves true when this was the user's first connection in the channel, cluster-wide. */
+  add(channelId: string, userId: string): Promise<boolean>;
+  /** Resolves true when this was the user's last connection in the channel, cluster-wide. */
+  remove(channelId: string, userId: string): Promise<boolean>;
+  /** Users with at least one connection in the channel, sorted by userId. */
+  list(channelId: string): Promise<PresenceUser[]>;
+  /** Stops heartbeats and removes this instance's share. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,130 @@
+import type { ErrorBody, ErrorCode } from './errors.js';
+
+/** A stored chat message as every client sees it. */
+export interface Message {
+  /** Unique across the cluster. */
+  id: string;
+  /** The channel's gapless sequence number: 1, 2, 3, … */
+  seq: number;
+  channelId: string;
+  /** The sender's JWT `sub`, or the user an admin published as; `system` for server messages. */
+  userId: string;
+  content: string;
+  /** ISO 8601, set by the server when the message was stored. */
+  timestamp: string;
+  clientMessageId: string;
+}
+
+export type AckOk<T extends object = object> = { ok: true } & T;
+export type AckErr = { ok: false; error: ErrorBody };
+export type AckResponse<T extends object = object> = AckOk<T> | AckErr;
+export type Ack<T extends object = object> = (response: AckResponse<T>) => void;
+
+export type JoinPayload = string | { channelId: string; sinceSeq?: number };
+export type LeavePayload = string | { channelId: string };
+export interface SendPayload {
+  channelId: string;
+  content: string;
+  clientMessageId: string;
+}
+export interface TypingPayload {
+  channelId: string;
+}
+export interface HistoryPayload {
+  channelId: string;
+  beforeSeq?: number;
+  afterSeq?: number;
+  limit?: number;
+}
+export interface PresencePayload {
+  channelId: string;
+}
+
+export interface JoinResult {
+  channelId: string;
+  lastSeq: number;
+  /** With `sinceSeq`: the oldest (up to 200) messages after it, oldest first. */
+  missed?: Message[];
+  /** With `sinceSeq`: more messages follow `missed`; fetch them with `history`. */
+  hasMore?: boolean;
+}
+export interface SendResult {
+  message: Message;
+  /** The same (channel, sender, clientMessageId) was stored before; this is the original. */
+  duplicate?: boolean;
+}
+export interface TypingResult {
+  /** Dropped: the user typed in this channel less than a second ago. */
+  throttled?: boolean;
+}
+export interface HistoryResult {
+  messages: Message[];
+  hasMore: boolean;
+}
+export interface PresenceUser {
+  userId: string;
+  connections: number;
+}
+export interface PresenceResult {
+  users: PresenceUser[];
+}
+
+export interface ClientToServerEvents {
+  join_channel: (payload: JoinPayload, ack?: Ack<JoinResult>) => void;
+  leave_channel: (payload: LeavePayload, ack?: Ack<{ channelId: string }>) => void;
+  send_message: (payload: SendPayload, ack?: Ack<SendResult>) => void;
+  typing: (payload: TypingPayload, ack?: Ack<TypingResult>) => void;
+  history: (payload: HistoryPayload, ack?: Ack<HistoryResult>) => void;
+  presence: (payload: PresencePayload, ack?: Ack<PresenceResult>) => void;
+}
+
+export interface ChannelEvent {
+  userId: string;
+  channelId: string;
+  /** ISO 8601 */
+  timestamp: string;
+}
+
+export interface ServerToClientEvents {
+  joined: (e: { channelId: string; lastSeq: number; instance: string }) => void;
+  left: (e: { channelId: string }) => void;
+  user_joined: (e: ChannelEvent) => void;
+  user_left: (e: ChannelEvent) => void;
+  new_message: (m: Message) => void;
+  /**
+   * Several `new_message`s in one frame, oldest first; sent instead of `new_message` only to clients
+   * that asked for it with `auth.batch = true` at the handshake.
+   */
+  new_messages: (ms: Message[]) => void;
+  user_typing: (e: { userId: string; channelId: string }) => void;
+  error: (e: { code: ErrorCode; message: string; event: string; retryAfterMs?: number }) => void;
+  server_shutdown: (e: { message: string; reconnectDelay: number }) => void;
+  /**
+   * The instance lost its link to the other instances for a while and may have missed broadcasts:
+   * fetch `history` after the last `seq` you hold for each joined channel.
+   */
+  resync: (e: { reason: string }) => void;
+}
+
+/** Data the server keeps on each socket. */
+export interface SocketData {
+  userId: string;
+  name: string | undefined;
+  isAdmin: boolean;
+  /** Private channels the token grants. */
+  grants: ReadonlySet<string>;
+  /** Token expiry, ms since the epoch. */
+  expiresAt: number;
+  /** The client asked for `new_messages` frames. */
+  batch: boolean;
+}
+
+export const EVENT_NAMES = [
+  'join_channel',
+  'leave_channel',
+  'send_message',
+  'typing',
+  'history',
+  'presence',
+] as const satisfies readonly (keyof ClientToServerEvents)[];
+export type ClientEventName = (typeof EVENT_NAMES)[number];
