@@ -94,7 +94,12 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
     }
 
     const presence: Presence = redis
-      ? new RedisPresence(redis.pub, { instanceId: config.instanceId, logger: logger.child({ component: 'presence' }) })
+      ? new RedisPresence(redis.pub, {
+          instanceId: config.instanceId,
+          ttlMs: config.presenceTtlMs,
+          heartbeatMs: Math.floor(config.presenceTtlMs / 3),
+          logger: logger.child({ component: 'presence' }),
+        })
       : new MemoryPresence();
     if (presence instanceof RedisPresence) await presence.heartbeat();
     cleanups.push(() => presence.close());

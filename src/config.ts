@@ -50,6 +50,8 @@ export interface Config {
   logLevel: string;
   /** Serve the demo page at `/`. Default: on in development, off in production. */
   demo: boolean;
+  /** How long a dead instance's presence outlives its last heartbeat (heartbeats every third of it). */
+  presenceTtlMs: number;
   limits: {
     /** Messages per user (cluster-wide with Redis). */
     messages: RateSpec;
@@ -131,6 +133,7 @@ const envSchema = z.object({
     .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   DEMO: bool.optional(),
+  PRESENCE_TTL_MS: int(1500, 30_000).optional(),
   RATE_LIMIT_MESSAGES: rate.optional(),
   RATE_LIMIT_EVENTS: rate.optional(),
   RATE_LIMIT_HANDSHAKES: rate.optional(),
@@ -210,6 +213,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultChannels: Object.freeze(e.DEFAULT_CHANNELS ?? ['general', 'random']),
     logLevel: e.LOG_LEVEL ?? 'info',
     demo: e.DEMO ?? !production,
+    presenceTtlMs: e.PRESENCE_TTL_MS ?? 15_000,
     limits: Object.freeze({
       messages: e.RATE_LIMIT_MESSAGES ?? { points: 100, durationMs: 10_000 },
       events: e.RATE_LIMIT_EVENTS ?? { points: 300, durationMs: 10_000 },

@@ -62,7 +62,9 @@ export async function connectRedis(url: string, logger: Logger, options: { conne
     pub,
     sub,
     async close() {
-      await Promise.allSettled([pub.quit(), sub.quit()]);
+      // QUIT politely, but never wait on a Redis that does not answer (paused, partitioned).
+      const bounded = (p: Promise<unknown>) => Promise.race([p, new Promise((r) => setTimeout(r, 1000).unref())]);
+      await Promise.allSettled([bounded(pub.quit()), bounded(sub.quit())]);
       pub.disconnect();
       sub.disconnect();
     },
