@@ -1,0 +1,294 @@
+/**
+ * Renders the deploy/ balancer configs for local use (the cluster script and the end-to-end tests)
+ * and runs nginx / HAProxy in the foreground on them. The files in deploy/ stay the one source of
+ * truth: rendering rewrites only the upstream servers, the listen address and the tagged sticky lines.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { findBinary } from './binaries.js';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../..');
+export const NGINX_CONF = join(REPO_ROOT, 'deploy/nginx/nginx.conf');
+export const HAPROXY_CFG = join(REPO_ROOT, 'deploy/haproxy/haproxy.cfg');
+
+/** How nginx picks the instance: the reference's `ip_hash`, the cookie-keyed consistent hash, or plain round-robin. */
+export type NginxSticky = 'ip_hash' | 'cookie' | 'none';
+
+export interface NginxRenderOptions {
+  /** `host:port` of each instance. */
+  upstreams: string[];
+  /** `listen` argument, e.g. `127.0.0.1:8080`. */
+  listen: string;
+  /** @default 'ip_hash' (what the file ships with) */
+  sticky?: NginxSticky;
+  /** @default 1 */
+  workerProcesses?: number;
+  /** Directory for nginx's temp paths; omitted = the compiled-in defaults. */
+  tempDir?: string;
+  /** `access_log` argument. @default 'off' */
+  accessLog?: string;
+}
+
+export interface HaproxyRenderOptions {
+  upstreams: string[];
+  /** `bind` argument, e.g. `127.0.0.1:8080`. */
+  bind: string;
+  /** Cookie affinity (as shipped) or, for the negative control, plain round-robin. @default true */
+  sticky?: boolean;
+}
+
+const hostPort = (u: string) => {
+  const s = u.replace(/^[a-z]+:\/\//i, '').replace(/\/+$/, '');
+  if (!/^[^\s/;]+:\d+$/.test(s)) throw new Error(`upstream must be host:port or http://host:port, got ${JSON.stringify(u)}`);
+  return s;
+};
+
+/** Replaces the run of `server` lines in `block` (a regex matching the block's opening line). */
+function replaceServers(text: string, blockStart: RegExp, render: (first: string, addr: string, i: number) => string, upstreams: string[]): string {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => blockStart.test(l));
+  if (start < 0) throw new Error(`config has no block matching ${blockStart}`);
+  const isServer = (l: string) => /^\s*server\s+\S+/.test(l);
+  const first = lines.findIndex((l, i) => i > start && isServer(l));
+  if (first < 0) throw new Error(`no server lines after ${blockStart}`);
+  let end = first;
+  while (end + 1 < lines.length && isServer(lines[end + 1]!)) end++;
+  const rendered = upstreams.map((u, i) => render(lines[first]!, hostPort(u), i));
+  lines.splice(first, end - first + 1, ...rendered);
+  return lines.join('\n');
+}
+
+function replaceOne(text: string, re: RegExp, by: string, what: string): string {
+  const matches = text.match(new RegExp(re.source, re.flags.includes('g') ? re.flags : `${re.flags}g`));
+  if (matches?.length !== 1) throw new Error(`expected exactly one ${what} in the config, found ${matches?.length ?? 0}`);
+  return text.replace(re, by);
+}
+
+/** deploy/nginx/nginx.conf with local upstreams, listen address and sticky mode. */
+export function renderNginxConf(template: string, o: NginxRenderOptions): string {
+  if (o.upstreams.length === 0) throw new Error('at least one upstream is needed');
+  const sticky = o.sticky ?? 'ip_hash';
+  let text = template;
+
+  // Lines tagged `# sticky=<mode>`: the chosen mode's are uncommented, all others commented out.
+  const seen = new Set<string>();
+  text = text
+    .split('\n')
+    .map((line) => {
+      const m = /^(\s*)(?:#\s*)?(.*?;)(\s*#\s*sticky=([a-z_]+))\s*$/.exec(line);
+      if (!m) return line;
+      const [, indent, directive, tag, mode] = m;
+      seen.add(mode!);
+      return mode === sticky ? `${indent}${directive}${tag}` : `${indent}# ${directive}${tag}`;
+    })
+    .join('\n');
+  if (sticky !== 'none' && !seen.has(sticky)) throw new Error(`nginx.conf has no line tagged "# sticky=${sticky}"`);
+
+  text = replaceServers(
+    text,
+    /^\s*upstream\s+switchboard\s*\{/,
+    (first, addr) => first.replace(/^(\s*server\s+)\S+/, `$1${addr}`),
+    o.upstreams,
+  );
+  text = replaceOne(text, /^(\s*)listen\s+[^;]+;/m, `$1listen ${o.listen};`, 'listen directive');
+  text = replaceOne(text, /^worker_processes\s+[^;]+;/m, `worker_processes ${o.workerProcesses ?? 1};`, 'worker_processes directive');
+  text = replaceOne(text, /^(\s*)access_log\s+[^;]+;/m, `$1access_log ${o.accessLog ?? 'off'};`, 'access_log directive');
+  if (o.tempDir) {
+    const t = o.tempDir;
+    const paths = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+      .map((k) => `    ${k}_temp_path ${join(t, `${k}_temp`)};`)
+      .join('\n');
+    text = replaceOne(text, /^http\s*\{\s*$/m, `http {\n${paths}`, '"http {" line');
+  }
+  return text;
+}
+
+/** deploy/haproxy/haproxy.cfg with local upstreams and bind address; sticky: false = round-robin without cookie. */
+export function renderHaproxyCfg(template: string, o: HaproxyRenderOptions): string {
+  if (o.upstreams.length === 0) throw new Error('at least one upstream is needed');
+  let text = replaceServers(
+    template,
+    /^backend\s+switchboard\b/,
+    (first, addr, i) =>
+      first
+        .replace(/^(\s*server\s+)\S+\s+\S+/, `$1switchboard-${i + 1} ${addr}`)
+        .replace(/\bcookie\s+\S+/, `cookie s${i + 1}`),
+    o.upstreams,
+  );
+  text = replaceOne(text, /^(\s*)bind\s+\S+/m, `$1bind ${o.bind}`, 'bind line');
+  if (o.sticky === false) {
+    // The negative control: no affinity cookie, every request to the next server in turn.
+    text = text
+      .split('\n')
+      .map((l) => (/#\s*sticky\s*$/.test(l) && !/^\s*#/.test(l) ? l.replace(/^(\s*)/, '$1# ') : l))
+      .join('\n');
+    text = replaceOne(text, /^(\s*)balance\s+\S+/m, '$1balance roundrobin', 'balance line');
+  }
+  return text;
+}
+
+/** A TCP port that was free a moment ago. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', rej);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface RunningBalancer {
+  kind: 'nginx' | 'haproxy';
+  url: string;
+  port: number;
+  /** The rendered configuration file. */
+  configPath: string;
+  proc: ChildProcess;
+  /** What the process printed (errors, warnings). */
+  output(): string;
+  exited: Promise<number | string>;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+function track(proc: ChildProcess): void {
+  running.add(proc);
+  proc.once('exit', () => running.delete(proc));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // Whatever happens to the parent (a failed test, an exception), leave no balancer behind.
+    process.once('exit', () => {
+      for (const p of running) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    });
+  }
+}
+
+async function launch(
+  kind: 'nginx' | 'haproxy',
+  bin: string,
+  args: string[],
+  dir: string,
+  configPath: string,
+  port: number,
+  host: string,
+): Promise<RunningBalancer> {
+  const proc = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  track(proc);
+  let out = '';
+  const keep = (c: Buffer) => {
+    out += c.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<number | string>((res) => proc.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')));
+  const url = `http://${host}:${port}`;
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // Ready when it answers HTTP on its port (any status: the instances behind may not be up yet).
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      await stop();
+      throw new Error(`${kind} exited (${proc.exitCode ?? proc.signalCode}) before answering:\n${out.slice(-3000)}`);
+    }
+    const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+    if (r) {
+      await r.body?.cancel();
+      break;
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`${kind} did not answer on ${url} within 10 s:\n${out.slice(-3000)}`);
+    }
+    await sleep(50);
+  }
+  return { kind, url, port, configPath, proc, output: () => out, exited, stop };
+}
+
+export interface StartOptions {
+  upstreams: string[];
+  /** @default a free port */
+  port?: number;
+  /** @default 127.0.0.1 */
+  host?: string;
+}
+
+const nginxArgs = (dir: string, conf: string) => ['-p', `${dir}/`, '-c', conf, '-e', 'stderr', '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`];
+
+/** Writes the rendered nginx config into a fresh temp dir (readable by nginx's unprivileged workers). */
+function prepareNginx(o: Omit<NginxRenderOptions, 'tempDir' | 'listen'> & { listen: string }): { dir: string; conf: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-nginx-'));
+  // Started as root, nginx's workers run as an unprivileged user; they must reach the temp paths.
+  chmodSync(dir, 0o755);
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, renderNginxConf(readFileSync(NGINX_CONF, 'utf8'), { ...o, tempDir: dir }));
+  return { dir, conf };
+}
+
+/** Runs nginx in the foreground with deploy/nginx/nginx.conf rendered for these upstreams. */
+export async function runNginx(o: StartOptions & { sticky?: NginxSticky }): Promise<RunningBalancer> {
+  const bin = findBinary('nginx');
+  const host = o.host ?? '127.0.0.1';
+  const port = o.port ?? (await freePort(host));
+  const { dir, conf } = prepareNginx({ upstreams: o.upstreams, listen: `${host}:${port}`, sticky: o.sticky ?? 'ip_hash' });
+  return launch('nginx', bin, nginxArgs(dir, conf), dir, conf, port, host);
+}
+
+/** Runs HAProxy in the foreground (-db) with deploy/haproxy/haproxy.cfg rendered for these upstreams. */
+export async function runHaproxy(o: StartOptions & { sticky?: boolean }): Promise<RunningBalancer> {
+  const bin = findBinary('haproxy');
+  const host = o.host ?? '127.0.0.1';
+  const port = o.port ?? (await freePort(host));
+  const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-'));
+  const cfg = join(dir, 'haproxy.cfg');
+  writeFileSync(cfg, renderHaproxyCfg(readFileSync(HAPROXY_CFG, 'utf8'), { upstreams: o.upstreams, bind: `${host}:${port}`, sticky: o.sticky ?? true }));
+  return launch('haproxy', bin, ['-f', cfg, '-db'], dir, cfg, port, host);
+}
+
+export interface ConfigCheck {
+  ok: boolean;
+  output: string;
+}
+
+/** `nginx -t` on the rendered config. */
+export function checkNginxConf(o: { upstreams: string[]; sticky?: NginxSticky }): ConfigCheck {
+  const bin = findBinary('nginx');
+  const { dir, conf } = prepareNginx({ upstreams: o.upstreams, listen: '127.0.0.1:8080', sticky: o.sticky ?? 'ip_hash' });
+  try {
+    const r = spawnSync(bin, ['-t', ...nginxArgs(dir, conf)], { encoding: 'utf8' });
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `haproxy -c` on the rendered config. */
+export function checkHaproxyCfg(o: { upstreams: string[]; sticky?: boolean }): ConfigCheck {
+  const bin = findBinary('haproxy');
+  const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-'));
+  const cfg = join(dir, 'haproxy.cfg');
+  writeFileSync(cfg, renderHaproxyCfg(readFileSync(HAPROXY_CFG, 'utf8'), { upstreams: o.upstreams, bind: '127.0.0.1:8080', sticky: o.sticky ?? true }));
+  try {
+    const r = spawnSync(bin, ['-c', '-f', cfg], { encoding: 'utf8' });
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
