@@ -93,11 +93,14 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
       cleanups.push(() => links.close());
     }
 
+    // Set once the adapter is wired; read by the adapters that must fail fast while Redis is away.
+    let health: BrokerHealth | undefined;
     const presence: Presence = redis
       ? new RedisPresence(redis.pub, {
           instanceId: config.instanceId,
           ttlMs: config.presenceTtlMs,
           heartbeatMs: Math.floor(config.presenceTtlMs / 3),
+          linkUp: () => health?.isUp ?? true,
           logger: logger.child({ component: 'presence' }),
         })
       : new MemoryPresence();
@@ -108,7 +111,6 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
     const issuer = config.jwt.secret && !config.production ? new HsTokenIssuer(config.jwt.secret, config.jwt) : undefined;
 
     let draining = false;
-    let health: BrokerHealth | undefined;
     const readiness = async (): Promise<Readiness> => {
       const checks: Record<string, string> = {};
       const reasons: string[] = [];
@@ -174,12 +176,12 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
       cleanups.push(() => h.stop());
     }
 
-    const broadcaster = new SocketIoBroadcaster(io, metrics);
+    const broadcaster = new SocketIoBroadcaster(io, { metrics, brokerUp: () => health?.isUp ?? true });
     chat = new Chat({
       store,
       presence,
       broadcaster,
-      messageLimiter: new FlexibleRateLimiter(config.limits.messages, { name: 'messages', redis: redis?.pub }),
+      messageLimiter: new FlexibleRateLimiter(config.limits.messages, { name: 'messages', redis: redis?.pub, linkUp: () => health?.isUp ?? true }),
       logger: logger.child({ component: 'chat' }),
       onStoreBatch: (size, ms) => {
         metrics.storeLatency.observe(ms);

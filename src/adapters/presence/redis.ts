@@ -20,6 +20,8 @@ export interface RedisPresenceOptions {
   ttlMs?: number;
   /** Heartbeat period; keep it well under ttlMs. @default 5000 */
   heartbeatMs?: number;
+  /** Whether Redis answers; while it does not, calls fail at once instead of after a timeout. */
+  linkUp?: () => boolean;
   logger: Logger;
 }
 
@@ -70,6 +72,7 @@ export class RedisPresence implements Presence {
   private readonly log: Logger;
   private readonly local = new Map<string, Map<string, number>>();
   private readonly timer: NodeJS.Timeout;
+  private readonly linkUp: () => boolean;
   private readonly onReady = () => void this.reregister();
 
   constructor(redis: Redis, options: RedisPresenceOptions) {
@@ -77,6 +80,7 @@ export class RedisPresence implements Presence {
     this.node = `${options.instanceId}#${randomBytes(4).toString('hex')}`;
     this.ttlMs = options.ttlMs ?? 15_000;
     this.log = options.logger;
+    this.linkUp = options.linkUp ?? (() => true);
     redis.defineCommand('presenceDelta', { numberOfKeys: 2, lua: DELTA });
     redis.defineCommand('presenceSet', { numberOfKeys: 2, lua: SET });
     redis.defineCommand('presenceList', { numberOfKeys: 1, lua: LIST });
@@ -132,8 +136,13 @@ export class RedisPresence implements Presence {
     }
   }
 
+  private requireLink(): void {
+    if (!this.linkUp()) throw new Error('Redis link is down');
+  }
+
   async add(channelId: string, userId: string): Promise<boolean> {
     this.bump(channelId, userId, 1);
+    this.requireLink();
     const total = await this.redis.presenceDelta(
       this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, 1, userId, `${this.prefix}node:`,
     );
@@ -142,6 +151,7 @@ export class RedisPresence implements Presence {
 
   async remove(channelId: string, userId: string): Promise<boolean> {
     this.bump(channelId, userId, -1);
+    this.requireLink();
     const total = await this.redis.presenceDelta(
       this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, -1, userId, `${this.prefix}node:`,
     );
@@ -149,6 +159,7 @@ export class RedisPresence implements Presence {
   }
 
   async list(channelId: string): Promise<PresenceUser[]> {
+    this.requireLink();
     const flat = await this.redis.presenceList(this.usersKey(channelId), this.hashPrefix(channelId), `${this.prefix}node:`);
     const out: PresenceUser[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ userId: String(flat[i]), connections: Number(flat[i + 1]) });
