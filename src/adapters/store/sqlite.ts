@@ -1,7 +1,17 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  SqliteAdapter,
+  SqliteDriver,
+  SqliteIntrospector,
+  SqliteQueryCompiler,
+  type DatabaseConnection,
+  type Dialect,
+  type SqliteDialectConfig,
+} from 'kysely';
 import type { Logger } from 'pino';
 import type { StoreError } from '../../ports/message-store.js';
 import { KyselyMessageStore } from './kysely-store.js';
@@ -18,9 +28,27 @@ const classify = (err: unknown): StoreError['kind'] => {
 };
 
 /**
+ * Transactions take the write lock when they begin (BEGIN IMMEDIATE) rather than on their first
+ * write: a process that shares the file then waits for the lock (busy_timeout) instead of failing
+ * with SQLITE_BUSY halfway through an append.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+const immediateSqliteDialect = (config: SqliteDialectConfig): Dialect => ({
+  createAdapter: () => new SqliteAdapter(),
+  createDriver: () => new ImmediateSqliteDriver(config),
+  createQueryCompiler: () => new SqliteQueryCompiler(),
+  createIntrospector: (db) => new SqliteIntrospector(db),
+});
+
+/**
  * Embedded SQLite (better-sqlite3) for one instance. WAL with synchronous=NORMAL: a commit survives
  * a process crash; the last commits may be lost only if the machine itself loses power.
- * Several instances must share PostgreSQL instead: SQLite is one process's store.
+ * Several instances on one host may share the file; across hosts they must share PostgreSQL.
  */
 export function openSqliteStore(path: string, logger: Logger): KyselyMessageStore {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
@@ -29,6 +57,6 @@ export function openSqliteStore(path: string, logger: Logger): KyselyMessageStor
   database.pragma('synchronous = NORMAL');
   database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const db = new Kysely<Database>({ dialect: immediateSqliteDialect({ database }) });
   return new KyselyMessageStore({ db, dialect: 'sqlite', logger, classify });
 }
