@@ -23,6 +23,7 @@ import type { Presence } from './ports/presence.js';
 import { SocketIoBroadcaster } from './transport/broadcaster.js';
 import { buildHttp, type HttpServer, type Readiness } from './transport/http.js';
 import { corsOrigin, originAllowed } from './transport/origin.js';
+import { limitHandshakes } from './transport/handshake-limit.js';
 import { SocketGateway } from './transport/socket-gateway.js';
 import type { IoServer } from './transport/types.js';
 import { drain, type DrainOptions } from './shutdown.js';
@@ -161,6 +162,12 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
       },
     });
     refuseNewSessionsWhile(() => draining, http.server);
+    limitHandshakes(http.server, {
+      limiter: new FlexibleRateLimiter(config.limits.handshakesPerIp, { name: 'handshakes', redis: redis?.pub }),
+      trustProxy: config.trustProxy,
+      metrics,
+      logger: logger.child({ component: 'handshake' }),
+    });
 
     if (redis) {
       io.adapter(createRedisAdapter(config.redisAdapter, redis));

@@ -63,6 +63,10 @@ export interface Config {
     connectionsPerUser: number;
     /** Channels one socket may be joined to. */
     channelsPerSocket: number;
+    /** Bytes queued towards one client before it is dropped as a slow consumer. */
+    outgoingBytes: number;
+    /** Packets queued towards one client before it is dropped as a slow consumer. */
+    outgoingPackets: number;
   };
 }
 
@@ -139,6 +143,8 @@ const envSchema = z.object({
   RATE_LIMIT_HANDSHAKES: rate.optional(),
   MAX_CONNECTIONS_PER_USER: int(1, 100_000).optional(),
   MAX_CHANNELS_PER_SOCKET: int(1, 100_000).optional(),
+  MAX_OUTGOING_BYTES: int(65_536, 1024 * 1024 * 1024).optional(),
+  MAX_OUTGOING_PACKETS: int(16, 10_000_000).optional(),
 });
 
 export const ENV_VARIABLES = Object.keys(envSchema.shape);
@@ -220,6 +226,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       handshakesPerIp: e.RATE_LIMIT_HANDSHAKES ?? { points: 120, durationMs: 60_000 },
       connectionsPerUser: e.MAX_CONNECTIONS_PER_USER ?? 50,
       channelsPerSocket: e.MAX_CHANNELS_PER_SOCKET ?? 200,
+      outgoingBytes: e.MAX_OUTGOING_BYTES ?? 16 * 1024 * 1024,
+      outgoingPackets: e.MAX_OUTGOING_PACKETS ?? 10_000,
     }),
   };
   return Object.freeze(config);

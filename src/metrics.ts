@@ -51,6 +51,11 @@ export function createMetrics(instanceId: string) {
       registers: [registry],
     }),
     brokerUp: new Gauge({ name: 'switchboard_broker_up', help: '1 when the Redis link answers, 0 when not (absent without Redis)', registers: [registry] }),
+    slowConsumerDisconnects: new Counter({
+      name: 'switchboard_slow_consumer_disconnects_total',
+      help: 'Connections dropped because their outgoing buffer went over MAX_OUTGOING_BYTES or MAX_OUTGOING_PACKETS',
+      registers: [registry],
+    }),
     draining: new Gauge({ name: 'switchboard_draining', help: '1 while the instance shuts down', registers: [registry] }),
   };
 }

@@ -9,6 +9,7 @@ import { createSchemas, describeIssues, isTooLarge } from '../protocol/schemas.j
 import type { Authenticator } from '../ports/authenticator.js';
 import { AuthError } from '../ports/authenticator.js';
 import { channelOfRoom, channelRoom, userRoom } from './rooms.js';
+import { capOutgoing } from './slow-consumer.js';
 import type { IoServer, IoSocket } from './types.js';
 
 export interface GatewayDeps {
@@ -139,6 +140,7 @@ export class SocketGateway {
     expiry.unref();
 
     this.installEventLimit(socket);
+    capOutgoing(socket, { maxBytes: this.config.limits.outgoingBytes, maxPackets: this.config.limits.outgoingPackets }, { metrics: this.metrics, logger: this.log });
     socket.onAny((event: unknown, ...args: unknown[]) => {
       if (typeof event === 'string' && KNOWN_EVENTS.has(event)) return;
       const ack = typeof args.at(-1) === 'function' ? (args.at(-1) as Ack) : undefined;
