@@ -42,6 +42,12 @@ export function openPostgresStore(url: string, logger: Logger, options: Postgres
   });
   // An idle client losing its connection is normal (server restart); without a listener it would crash us.
   pool.on('error', (err) => logger.warn({ reason: err.message }, 'idle PostgreSQL connection lost; the pool replaces it'));
+  // The pool listens only while a client is idle. A client checked out (by Kysely, for a query or a
+  // transaction) that loses its connection emits 'error' with no listener, which would crash the
+  // process; the query in flight rejects with the same error, so this listener only has to exist.
+  pool.on('connect', (client) => {
+    client.on('error', (err) => logger.debug({ reason: err.message }, 'PostgreSQL connection lost'));
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return new KyselyMessageStore({ db, dialect: 'postgres', logger, classify });
 }
