@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createClient, isSwitchboardClientError, type SwitchboardClient } from '../../src/client/index.js';
 import type { Message } from '../../src/protocol/events.js';
 import { closeAllClients, collect, connect } from '../helpers/client.js';
-import { startCluster, type Cluster, type Instance } from '../helpers/instance.js';
+import { startCluster, startInstance, type Cluster, type Instance } from '../helpers/instance.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startRedis, type PrivateRedis } from '../helpers/redis.js';
@@ -15,18 +15,20 @@ import { token } from '../helpers/tokens.js';
 let redis: PrivateRedis;
 let db: TestDatabase;
 let cluster: Cluster;
+let clusterEnv: Record<string, string>;
 const clients: SwitchboardClient[] = [];
 
 beforeAll(async () => {
   redis = await startRedis();
   db = await createDatabase('converge');
-  cluster = await startCluster(3, {
+  clusterEnv = {
     REDIS_URL: redis.url,
     DATABASE_URL: db.url,
     RATE_LIMIT_MESSAGES: '100000/10s',
     RATE_LIMIT_EVENTS: '100000/10s',
     SHUTDOWN_NOTICE_MS: '1000',
-  });
+  };
+  cluster = await startCluster(3, clusterEnv);
 });
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
@@ -126,9 +128,22 @@ describe('convergence under steady traffic', () => {
     for (const i of cluster.instances) expect(i.proc.exitCode).toBeNull();
   });
 
-  test('rolling restart with SIGTERM: no acknowledged message lost, none stored twice, others never told, each exits 0', async () => {
-    await createChannel('rolling');
-    const members = [0, 1, 2].flatMap((home) => [member(`r${home}a`, home, 'rolling', 100), member(`r${home}b`, home, 'rolling', 100)]);
+  test.each([
+    { via: 'node', viaNpm: false },
+    { via: 'npm start', viaNpm: true },
+  ])('rolling restart with SIGTERM to $via: no acknowledged message lost, none stored twice, others never told, each exits 0', async ({ via, viaNpm }) => {
+    const channel = viaNpm ? 'rolling-npm' : 'rolling';
+    await createChannel(channel);
+    if (viaNpm) {
+      // Same ports and ids, now each under `npm start`: the signal goes to npm, not to the server.
+      for (let k = 0; k < 3; k++) {
+        const old = cluster.instances[k]!;
+        await old.kill();
+        cluster.instances[k] = await startInstance({ id: old.id, port: old.port, viaNpm: true, env: clusterEnv });
+      }
+    }
+    const tag = via === 'node' ? 'r' : 'n';
+    const members = [0, 1, 2].flatMap((home) => [member(`${tag}${home}a`, home, channel, 100), member(`${tag}${home}b`, home, channel, 100)]);
     await waitFor(() => members.every((m) => m.acked.length >= 3), 'traffic to flow');
 
     for (let k = 0; k < 3; k++) {
@@ -144,7 +159,7 @@ describe('convergence under steady traffic', () => {
       await sleep(300);
     }
     await sleep(1000);
-    const r = await settleAndCheck('rolling', members);
+    const r = await settleAndCheck(channel, members);
     expect(r.acked).toBeGreaterThan(50);
   });
 });
