@@ -180,8 +180,9 @@ async function launch(
   configPath: string,
   port: number,
   host: string,
+  detached: boolean,
 ): Promise<RunningBalancer> {
-  const proc = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached });
   track(proc);
   let out = '';
   const keep = (c: Buffer) => {
@@ -228,6 +229,12 @@ export interface StartOptions {
   port?: number;
   /** @default 127.0.0.1 */
   host?: string;
+  /**
+   * Own process group: a terminal's Ctrl-C then reaches only the parent, which stops things in
+   * order (the cluster script). Tests leave it off, so an interrupted run takes the balancer along.
+   * @default false
+   */
+  detached?: boolean;
 }
 
 const nginxArgs = (dir: string, conf: string) => ['-p', `${dir}/`, '-c', conf, '-e', 'stderr', '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`];
@@ -248,7 +255,7 @@ export async function runNginx(o: StartOptions & { sticky?: NginxSticky }): Prom
   const host = o.host ?? '127.0.0.1';
   const port = o.port ?? (await freePort(host));
   const { dir, conf } = prepareNginx({ upstreams: o.upstreams, listen: `${host}:${port}`, sticky: o.sticky ?? 'ip_hash' });
-  return launch('nginx', bin, nginxArgs(dir, conf), dir, conf, port, host);
+  return launch('nginx', bin, nginxArgs(dir, conf), dir, conf, port, host, o.detached ?? false);
 }
 
 /** Runs HAProxy in the foreground (-db) with deploy/haproxy/haproxy.cfg rendered for these upstreams. */
@@ -259,7 +266,7 @@ export async function runHaproxy(o: StartOptions & { sticky?: boolean }): Promis
   const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-'));
   const cfg = join(dir, 'haproxy.cfg');
   writeFileSync(cfg, renderHaproxyCfg(readFileSync(HAPROXY_CFG, 'utf8'), { upstreams: o.upstreams, bind: `${host}:${port}`, sticky: o.sticky ?? true }));
-  return launch('haproxy', bin, ['-f', cfg, '-db'], dir, cfg, port, host);
+  return launch('haproxy', bin, ['-f', cfg, '-db'], dir, cfg, port, host, o.detached ?? false);
 }
 
 export interface ConfigCheck {
