@@ -58,6 +58,11 @@ async function serve(): Promise<void> {
     { url, store: cfg.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres', redis: Boolean(cfg.redisUrl), channels: cfg.defaultChannels },
     `Switchboard listening on ${url}`,
   );
+  if (cfg.redisUrl && cfg.databaseUrl.startsWith('sqlite:')) {
+    logger.warn(
+      'REDIS_URL is set but the store is SQLite: instances share rooms, yet each keeps its own history unless they all open the same file on one host. Set DATABASE_URL=postgres://… for several hosts.',
+    );
+  }
   if (app.config.jwt.secretIsDev) {
     logger.info(`development mode: get a token with \`npx switchboard token alice\` or \`curl -s -X POST ${url}/dev/token -H 'content-type: application/json' -d '{"userId":"alice"}'\``);
   }
