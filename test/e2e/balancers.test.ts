@@ -32,7 +32,14 @@ const agents: Agent[] = [];
 beforeAll(async () => {
   redis = await startRedis();
   db = await createDatabase('balancers');
-  cluster = await startCluster(3, { REDIS_URL: redis.url, DATABASE_URL: db.url, TRUST_PROXY: 'loopback' });
+  cluster = await startCluster(3, {
+    REDIS_URL: redis.url,
+    DATABASE_URL: db.url,
+    // The balancers are on loopback: their X-Forwarded-For names the client.
+    TRUST_PROXY: 'loopback',
+    // Every test client comes from 127.0.0.x; this file opens ~100 sessions, near the default per-address limit.
+    RATE_LIMIT_HANDSHAKES: '1000/60s',
+  });
   const upstreams = cluster.instances.map((i) => i.url);
   const add = async (b: Promise<Balancer>) => {
     const started = await b;
