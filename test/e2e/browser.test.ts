@@ -1,0 +1,128 @@
+// The demo page in a real browser (Debian's chromium driven by playwright-core, no downloads), through
+// a real nginx in front of two instances that share Redis and PostgreSQL.
+//
+// Getting the two browsers onto DIFFERENT instances: with `ip_hash` (the reference's stickiness) every
+// context comes from 127.0.0.1 and lands on one instance. nginx is therefore run in its `cookie` mode
+// (a consistent hash on the `sb_affinity` cookie, see deploy/nginx/nginx.conf). Which instance a cookie
+// value hashes to is found by asking nginx: GET /healthz with that cookie answers the instance's id.
+// Each context is given a cookie that leads to a different instance before it loads the page.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
+import { startNginx, type Balancer } from '../helpers/balancer.js';
+import { ROOT, startCluster, type Cluster, type Instance } from '../helpers/instance.js';
+import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { startRedis, type PrivateRedis } from '../helpers/redis.js';
+
+const ARTIFACTS = join(ROOT, 'test-results');
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+let redis: PrivateRedis | undefined;
+let db: TestDatabase | undefined;
+let cluster: Cluster | undefined;
+let nginx: Balancer | undefined;
+let browser: Browser | undefined;
+const contexts: BrowserContext[] = [];
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  redis = await startRedis();
+  db = await createDatabase('browser');
+  cluster = await startCluster(2, { REDIS_URL: redis.url, DATABASE_URL: db.url, SHUTDOWN_NOTICE_MS: '1000', LOG_LEVEL: 'warn' });
+  nginx = await startNginx({ upstreams: cluster.instances.map((i) => i.url), sticky: 'cookie' });
+  // playwright-core's launch() runs the browser on a fresh temporary profile (its own --user-data-dir)
+  // and deletes it on close; no browser is ever downloaded.
+  browser = await chromium.launch({ executablePath: requireBinary('chromium'), headless: true, args: CHROMIUM_ARGS });
+});
+
+afterAll(async () => {
+  for (const c of contexts) await c.close().catch(() => undefined);
+  await browser?.close().catch(() => undefined);
+  await nginx?.stop();
+  await cluster?.stop();
+  await redis?.stop();
+  await db?.drop();
+});
+
+/** A value of nginx's affinity cookie that hashes to `instance`. */
+async function cookieFor(instance: Instance): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const value = `probe-${i}`;
+    const r = await fetch(`${nginx!.url}/healthz`, { headers: { cookie: `sb_affinity=${value}` } });
+    const { instanceId } = (await r.json()) as { instanceId: string };
+    if (instanceId === instance.id) return value;
+  }
+  throw new Error(`no affinity cookie value leads to ${instance.id}`);
+}
+
+async function signIn(name: string, instance: Instance): Promise<Page> {
+  const context = await browser!.newContext();
+  contexts.push(context);
+  await context.addCookies([{ name: 'sb_affinity', value: await cookieFor(instance), url: nginx!.url }]);
+  const page = await context.newPage();
+  page.on('pageerror', (err) => console.error(`[${name}] page error:`, err));
+  await page.goto(nginx!.url);
+  await page.getByLabel('Your name').fill(name);
+  await page.getByLabel('Your name').press('Enter');
+  await page.locator(`#banner[data-status="connected"][data-instance="${instance.id}"]`).waitFor({ timeout: 15_000 });
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor({ state: 'hidden' });
+  return page;
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `browser-${name}.png`), fullPage: true });
+
+describe('demo page in chromium, through nginx, across a SIGTERM', () => {
+  it('two users on different instances see each other type, come and go, and keep chatting after one instance drains', async () => {
+    const [a, b] = cluster!.instances as [Instance, Instance];
+    const alice = await signIn('alice', a);
+    const bob = await signIn('bob', b);
+
+    // Presence, across instances.
+    await alice.locator('#presence li', { hasText: 'bob' }).waitFor();
+    await bob.locator('#presence li', { hasText: 'alice' }).waitFor();
+
+    // Typing, both ways (the keyboard only).
+    await alice.getByRole('textbox', { name: 'Message' }).pressSequentially('hello bob');
+    await bob.locator('#typing', { hasText: 'alice is typing' }).waitFor();
+    await alice.getByRole('textbox', { name: 'Message' }).press('Enter');
+    await bob.locator('#messages li', { hasText: 'hello bob' }).waitFor();
+    await bob.getByRole('textbox', { name: 'Message' }).pressSequentially('hi alice');
+    await alice.locator('#typing', { hasText: 'bob is typing' }).waitFor();
+    await bob.getByRole('textbox', { name: 'Message' }).press('Enter');
+    await alice.locator('#messages li', { hasText: 'hi alice' }).waitFor();
+    await Promise.all([shot(alice, 'alice-before'), shot(bob, 'bob-before')]);
+
+    // Alice's instance is deployed away: she is told, reconnects (through nginx) to the survivor.
+    const exited = a.stop('SIGTERM');
+    await alice.locator('#banner[data-status="reconnecting"]').waitFor({ timeout: 15_000 });
+    await shot(alice, 'alice-reconnecting');
+    expect(await exited).toBe(0);
+    await alice.locator(`#banner[data-status="connected"][data-instance="${b.id}"]`).waitFor({ timeout: 30_000 });
+
+    // Still one conversation: new messages both ways, typing, presence; nothing shown twice.
+    await alice.getByRole('textbox', { name: 'Message' }).pressSequentially('still here');
+    await bob.locator('#typing', { hasText: 'alice is typing' }).waitFor();
+    await alice.getByRole('textbox', { name: 'Message' }).press('Enter');
+    await bob.locator('#messages li', { hasText: 'still here' }).waitFor();
+    await bob.getByRole('textbox', { name: 'Message' }).fill('welcome back');
+    await bob.getByRole('textbox', { name: 'Message' }).press('Enter');
+    await alice.locator('#messages li', { hasText: 'welcome back' }).waitFor();
+    await bob.locator('#presence li', { hasText: 'alice' }).waitFor();
+    for (const page of [alice, bob]) {
+      const seqs = await page.locator('#messages li').evaluateAll((lis) => lis.map((li) => Number((li as HTMLElement).dataset['seq'])));
+      expect(seqs).toEqual([1, 2, 3, 4]);
+    }
+    await Promise.all([shot(alice, 'alice-after'), shot(bob, 'bob-after')]);
+  }, 90_000);
+});
