@@ -34,8 +34,8 @@ export async function expectServes(url: string): Promise<void> {
 }
 
 /** Every stored message of a channel, read through the admin API (oldest first). */
-export async function storedMessages(url: string, channelId: string): Promise<{ seq: number; content: string; clientMessageId: string; userId: string }[]> {
-  const t = await token('auditor', { admin: true });
+export async function storedMessages(url: string, channelId: string, adminToken?: string): Promise<{ seq: number; content: string; clientMessageId: string; userId: string }[]> {
+  const t = adminToken ?? (await token('auditor', { admin: true }));
   const out: { seq: number; content: string; clientMessageId: string; userId: string }[] = [];
   let after = 0;
   for (let page = 0; page < 1000; page++) {
@@ -112,7 +112,12 @@ export async function rawAck(c: RawClient, id: number, timeoutMs = 5000): Promis
 }
 
 /** Sends raw bytes on a new TCP connection and resolves with everything the server answered before closing (or timeoutMs). */
-export function rawTcp(port: number, payload: Buffer | string | (Buffer | string)[], timeoutMs = 5000): Promise<{ response: string; socket: TcpSocket }> {
+export function rawTcp(
+  port: number,
+  payload: Buffer | string | (Buffer | string)[],
+  timeoutMs = 5000,
+  until?: (response: string) => boolean,
+): Promise<{ response: string; socket: TcpSocket }> {
   return new Promise((resolve) => {
     const socket = tcpConnect({ host: '127.0.0.1', port });
     const chunks: Buffer[] = [];
@@ -125,7 +130,10 @@ export function rawTcp(port: number, payload: Buffer | string | (Buffer | string
       resolve({ response: Buffer.concat(chunks).toString('latin1'), socket });
     };
     const timer = setTimeout(finish, timeoutMs);
-    socket.on('data', (d) => chunks.push(d));
+    socket.on('data', (d) => {
+      chunks.push(d);
+      if (until?.(Buffer.concat(chunks).toString('latin1'))) finish();
+    });
     socket.on('error', finish);
     socket.on('close', finish);
     socket.on('connect', () => {
