@@ -178,7 +178,7 @@ export class SocketGateway {
     }));
 
     socket.on('disconnecting', (reason) => {
-      clearTimeout(expiry);
+      clearTimeout(expiry!);
       const channels = [...socket.rooms].map(channelOfRoom).filter((c): c is string => c !== undefined);
       for (const channelId of channels) {
         void this.chat.disconnected(channelId, userId).then((last) => {

@@ -10,7 +10,8 @@ import {
 import type { JwtConfig } from '../../config.js';
 import { AuthError, type Authenticator, type Principal, type TokenIssuer } from '../../ports/authenticator.js';
 
-const CLOCK_TOLERANCE_S = 5;
+// Strict: a token is refused from its `exp` on, exactly when a live session holding it is ended.
+const CLOCK_TOLERANCE_S = 0;
 
 /** Verifies JWTs with the keys of the configuration, each key pinned to its own algorithm. */
 export class JoseAuthenticator implements Authenticator {
