@@ -135,9 +135,15 @@ export class SocketGateway {
     const session: Session = { principal, isJoined: (channelId) => socket.rooms.has(channelRoom(channelId)) };
 
     // A token that expires mid-session ends the session; the client reconnects with a fresh one.
-    const untilExpiry = socket.data.expiresAt - Date.now();
-    const expiry = setTimeout(() => this.expire(socket), Math.min(Math.max(untilExpiry, 0), 2 ** 31 - 1));
-    expiry.unref();
+    // Timers cap at 2^31-1 ms (~24.8 days): a longer-lived token re-arms instead of firing early.
+    let expiry: NodeJS.Timeout;
+    const armExpiry = () => {
+      const left = socket.data.expiresAt - Date.now();
+      if (left <= 0) return this.expire(socket);
+      expiry = setTimeout(armExpiry, Math.min(left, 2 ** 31 - 1));
+      expiry.unref();
+    };
+    armExpiry();
 
     this.installEventLimit(socket);
     capOutgoing(socket, { maxBytes: this.config.limits.outgoingBytes, maxPackets: this.config.limits.outgoingPackets }, { metrics: this.metrics, logger: this.log });
