@@ -160,6 +160,44 @@ describe('SDK: gap fill', () => {
   });
 });
 
+describe('SDK: typing, presence, unsubscribe', () => {
+  it('throttles typing client-side, reports presence, and stops delivering after unsubscribe', async () => {
+    const s = await server();
+    const alice = client({ url: s.url });
+    const bob = client({ url: s.url }, 'bob');
+    const typed: string[] = [];
+    const left: string[] = [];
+    let bobJoined = false;
+    const bobGot: Message[] = [];
+    await collect(alice, 'general');
+    alice.subscribe('general', { onPresence: (e) => e.type === 'left' && left.push(e.userId) });
+    const stop = bob.subscribe('general', {
+      onMessage: (m) => bobGot.push(m),
+      onTyping: (e) => typed.push(e.userId),
+      onJoin: () => (bobJoined = true),
+    });
+    await waitFor(() => bobJoined, 'bob joined');
+
+    const signals = [1, 2, 3, 4, 5].map(() => alice.typing('general'));
+    expect(signals).toEqual([true, false, false, false, false]);
+    await waitFor(() => typed.length === 1, 'one typing signal at bob');
+    expect(typed).toEqual(['alice']);
+
+    const users = await alice.presence('general');
+    expect(users.map((u) => u.userId).sort()).toEqual(['alice', 'bob']);
+
+    await alice.send('general', 'one');
+    await waitFor(() => bobGot.length === 1, 'bob got the first message');
+    stop();
+    await waitFor(() => left.includes('bob'), 'bob to leave');
+    const later = await alice.send('general', 'two');
+    expect(later.seq).toBe(2);
+    const page = await bob.history({ channelId: 'general', afterSeq: 0 });
+    expect(page.messages.map((m) => m.content)).toEqual(['one', 'two']);
+    expect(bobGot.map((m) => m.content)).toEqual(['one']);
+  });
+});
+
 describe('SDK: typed errors', () => {
   it('rejects FORBIDDEN, INVALID_PAYLOAD and PAYLOAD_TOO_LARGE with a SwitchboardClientError at once', async () => {
     const s = await server({ MAX_MESSAGE_LENGTH: '10' });
