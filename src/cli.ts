@@ -5,7 +5,8 @@ import { ConfigError, hasJwtConfig, loadConfig, type Config } from './config.js'
 import { HsTokenIssuer } from './adapters/auth/jose.js';
 import { openStore } from './adapters/store/index.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
-import { createLogger } from './logger.js';
+import { createLogger, type Logger } from './logger.js';
+import type { Message } from './protocol/events.js';
 
 const HELP = `switchboard: a horizontally scalable real-time chat server
 
@@ -40,12 +41,46 @@ function config(): Readonly<Config> {
   }
 }
 
+/** Exit code of a crash the test-only fault hook caused (the chaos suite tells it from a real crash). */
+const FAULT_EXIT_CODE = 86;
+
+/**
+ * Test-only fault hook, for the chaos suite: SWITCHBOARD_FAULT_CRASH_AFTER_STORE makes the process die
+ * after a message is stored and before it is broadcast or acknowledged. `0.01`: with that probability
+ * per message; `nth:50`: at the 50th; `signal`: at the first message after a SIGUSR2. Ignored in production.
+ */
+function crashAfterStoreHook(spec: string | undefined, logger: Logger): ((m: Message) => void) | undefined {
+  if (!spec || process.env['NODE_ENV'] === 'production') return undefined;
+  let armed: () => boolean;
+  if (spec === 'signal') {
+    let signalled = false;
+    process.on('SIGUSR2', () => (signalled = true));
+    armed = () => signalled;
+  } else if (/^nth:\d+$/.test(spec)) {
+    let count = 0;
+    const n = Number(spec.slice(4));
+    armed = () => ++count === n;
+  } else if (/^(0(\.\d+)?|1)$/.test(spec)) {
+    const p = Number(spec);
+    armed = () => Math.random() < p;
+  } else {
+    fail('invalid configuration: SWITCHBOARD_FAULT_CRASH_AFTER_STORE: expected a probability (0.01), nth:<N> or signal');
+  }
+  logger.warn({ spec }, 'test-only fault hook on: this process will crash after storing a message (SWITCHBOARD_FAULT_CRASH_AFTER_STORE)');
+  return (m) => {
+    if (!armed()) return;
+    process.stderr.write(`switchboard: fault hook: crashing after storing ${m.id} (seq ${m.seq} of ${m.channelId}), before broadcasting it\n`);
+    process.exit(FAULT_EXIT_CODE);
+  };
+}
+
 async function serve(): Promise<void> {
   const cfg = config();
   const logger = createLogger({ level: cfg.logLevel, instanceId: cfg.instanceId });
+  const afterStore = crashAfterStoreHook(process.env['SWITCHBOARD_FAULT_CRASH_AFTER_STORE'], logger);
   let app: App;
   try {
-    app = await createApp(cfg, { logger });
+    app = await createApp(cfg, { logger, ...(afterStore ? { afterStore } : {}) });
   } catch (err) {
     logger.fatal({ reason: (err as Error).message }, 'start-up failed');
     process.exit(1);
