@@ -22,6 +22,8 @@ export interface AppendBatcherOptions {
 export class AppendBatcher {
   private queue: Pending[] = [];
   private busy = false;
+  /** Drafts in the batch being written. */
+  private writing = 0;
   private scheduled = false;
   private readonly maxBatch: number;
   private readonly onBatch: AppendBatcherOptions['onBatch'];
@@ -44,7 +46,7 @@ export class AppendBatcher {
 
   /** Drafts queued or being written. */
   get pending(): number {
-    return this.queue.length + (this.busy ? 1 : 0);
+    return this.queue.length + this.writing;
   }
 
   /** Resolves when nothing is queued or in flight. */
@@ -72,6 +74,7 @@ export class AppendBatcher {
     }
     this.busy = true;
     const batch = this.queue.splice(0, this.maxBatch);
+    this.writing = batch.length;
     const started = performance.now();
     let failed = false;
     try {
@@ -82,6 +85,7 @@ export class AppendBatcher {
       for (const p of batch) p.reject(err);
     } finally {
       this.busy = false;
+      this.writing = 0;
       this.onBatch?.(batch.length, performance.now() - started, failed);
     }
     if (this.queue.length > 0) this.schedule();
