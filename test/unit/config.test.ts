@@ -1,0 +1,175 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { hostname } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const SECRET = 'x'.repeat(32);
+
+/** The ConfigError loadConfig throws for `env` (fails when it does not throw one). */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+describe('loadConfig', () => {
+  it('applies the contract defaults with an empty environment', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      production: false,
+      port: 3000,
+      host: '0.0.0.0',
+      databaseUrl: 'sqlite:./data/switchboard.db',
+      redisUrl: undefined,
+      pingIntervalMs: 10000,
+      pingTimeoutMs: 20000,
+      shutdownNoticeMs: 2000,
+      shutdownTimeoutMs: 30000,
+      maxMessageLength: 4000,
+      maxFrameBytes: 65536,
+      defaultChannels: ['general', 'random'],
+      allowedOrigins: 'dev-localhost',
+    });
+    expect(c.instanceId).toBe(`${hostname()}-${process.pid}`);
+    expect(c.jwt.secret).toBeUndefined();
+  });
+
+  it('is frozen', () => {
+    const c = loadConfig({ JWT_SECRET: SECRET });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.jwt)).toBe(true);
+    expect(Object.isFrozen(c.defaultChannels)).toBe(true);
+    expect(() => {
+      (c as { port: number }).port = 1;
+    }).toThrow();
+  });
+
+  it('reads every variable of the table', () => {
+    const c = loadConfig({
+      PORT: '8080',
+      HOST: '127.0.0.1',
+      INSTANCE_ID: 'node-a',
+      DATABASE_URL: 'postgres://u@db:5432/chat',
+      REDIS_URL: 'redis://cache:6379',
+      JWT_SECRET: SECRET,
+      JWT_ISSUER: 'https://id.example',
+      JWT_AUDIENCE: 'chat',
+      ALLOWED_ORIGIN: 'https://a.example, https://b.example:8443',
+      PING_INTERVAL_MS: '5000',
+      PING_TIMEOUT_MS: '6000',
+      SHUTDOWN_NOTICE_MS: '100',
+      SHUTDOWN_TIMEOUT_MS: '1000',
+      MAX_MESSAGE_LENGTH: '10',
+      MAX_FRAME_BYTES: '2048',
+      DEFAULT_CHANNELS: 'lobby, ops:alerts',
+      RATE_LIMIT_MESSAGES: '3/10s',
+    });
+    expect(c).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      instanceId: 'node-a',
+      databaseUrl: 'postgres://u@db:5432/chat',
+      redisUrl: 'redis://cache:6379',
+      allowedOrigins: ['https://a.example', 'https://b.example:8443'],
+      pingIntervalMs: 5000,
+      pingTimeoutMs: 6000,
+      shutdownNoticeMs: 100,
+      shutdownTimeoutMs: 1000,
+      maxMessageLength: 10,
+      maxFrameBytes: 2048,
+      defaultChannels: ['lobby', 'ops:alerts'],
+    });
+    expect(c.jwt).toMatchObject({ secret: SECRET, issuer: 'https://id.example', audience: 'chat' });
+    expect(c.limits.messages).toEqual({ points: 3, durationMs: 10_000 });
+  });
+
+  it('DATABASE_URL defaults under DATA_DIR and accepts sqlite: and postgres(ql)://', () => {
+    expect(loadConfig({ DATA_DIR: '/tmp/sb' }).databaseUrl).toBe('sqlite:/tmp/sb/switchboard.db');
+    for (const url of ['sqlite::memory:', 'sqlite:/var/lib/sb.db', 'postgres://h/db', 'postgresql://u:p@h:5432/db']) {
+      expect(loadConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+    }
+  });
+
+  it('empty values count as unset', () => {
+    const c = loadConfig({ PORT: '', JWT_SECRET: '', ALLOWED_ORIGIN: '', REDIS_URL: '' });
+    expect(c.port).toBe(3000);
+    expect(c.jwt.secret).toBeUndefined();
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.allowedOrigins).toBe('dev-localhost');
+  });
+
+  it('JWT_SECRET counts UTF-8 bytes: at least 32', () => {
+    expect(loadConfig({ JWT_SECRET: 'é'.repeat(16) }).jwt.secret).toBe('é'.repeat(16));
+    expect(configError({ JWT_SECRET: 'x'.repeat(31) }).variable).toBe('JWT_SECRET');
+    expect(configError({ JWT_SECRET: `${'é'.repeat(15)}a` }).variable).toBe('JWT_SECRET');
+  });
+
+  it('JWT_PUBLIC_KEY: RSA is RS256, P-256 is ES256, anything else is refused', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(loadConfig({ JWT_PUBLIC_KEY: rsa }).jwt.publicKeyAlg).toBe('RS256');
+    expect(loadConfig({ JWT_PUBLIC_KEY: p256 }).jwt.publicKeyAlg).toBe('ES256');
+    // A PEM written on one line with literal \n, as env files often hold it.
+    expect(loadConfig({ JWT_PUBLIC_KEY: rsa.replace(/\n/g, '\\n') }).jwt.publicKeyAlg).toBe('RS256');
+    for (const bad of [p384, ed, 'not a key', SECRET]) expect(configError({ JWT_PUBLIC_KEY: bad }).variable).toBe('JWT_PUBLIC_KEY');
+  });
+
+  it('ALLOWED_ORIGIN: * is a start-up error; only exact origins pass', () => {
+    for (const bad of ['*', 'https://a.example,*', 'a.example', 'https://a.example/', 'https://a.example/path', 'ftp://a.example']) {
+      const err = configError({ ALLOWED_ORIGIN: bad });
+      expect(err.variable).toBe('ALLOWED_ORIGIN');
+      expect(err.message).toMatch(/^ALLOWED_ORIGIN: /);
+    }
+  });
+
+  it('SHUTDOWN_NOTICE_MS must be below SHUTDOWN_TIMEOUT_MS', () => {
+    expect(configError({ SHUTDOWN_NOTICE_MS: '30000' }).variable).toBe('SHUTDOWN_NOTICE_MS');
+    expect(configError({ SHUTDOWN_NOTICE_MS: '5000', SHUTDOWN_TIMEOUT_MS: '4000' }).variable).toBe('SHUTDOWN_NOTICE_MS');
+    expect(loadConfig({ SHUTDOWN_NOTICE_MS: '29999' }).shutdownNoticeMs).toBe(29999);
+    expect(loadConfig({ SHUTDOWN_NOTICE_MS: '0', SHUTDOWN_TIMEOUT_MS: '1000' }).shutdownNoticeMs).toBe(0);
+  });
+
+  it('NODE_ENV=production refuses to start without JWT configuration and names the variables', () => {
+    const err = configError({ NODE_ENV: 'production' });
+    for (const v of ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL']) expect(err.message).toContain(v);
+    const prod = loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET });
+    expect(prod.production).toBe(true);
+    expect(prod.allowedOrigins).toBe('same-origin');
+    expect(loadConfig({ NODE_ENV: 'production', JWKS_URL: 'https://id.example/jwks.json' }).jwt.jwksUrl?.href).toBe('https://id.example/jwks.json');
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '65536'],
+    ['PORT', '-1'],
+    ['PORT', '80.5'],
+    ['INSTANCE_ID', 'has space'],
+    ['INSTANCE_ID', 'x'.repeat(65)],
+    ['DATABASE_URL', 'mysql://h/db'],
+    ['DATABASE_URL', 'sqlite:'],
+    ['REDIS_URL', 'http://cache:6379'],
+    ['JWKS_URL', 'not a url'],
+    ['PING_INTERVAL_MS', '999'],
+    ['PING_TIMEOUT_MS', 'soon'],
+    ['SHUTDOWN_TIMEOUT_MS', '1e4'],
+    ['MAX_MESSAGE_LENGTH', '0'],
+    ['MAX_MESSAGE_LENGTH', 'lots'],
+    ['MAX_FRAME_BYTES', '1023'],
+    ['DEFAULT_CHANNELS', 'general,has space'],
+    ['DEFAULT_CHANNELS', 'x'.repeat(65)],
+    ['LOG_LEVEL', 'loud'],
+    ['RATE_LIMIT_MESSAGES', 'fast'],
+    ['RATE_LIMIT_MESSAGES', '0/10s'],
+  ])('%s=%s stops start-up with a message naming the variable', (variable, value) => {
+    const err = configError({ [variable]: value });
+    expect(err.variable).toBe(variable);
+    expect(err.message.startsWith(`${variable}: `)).toBe(true);
+    expect(err.message.length).toBeGreaterThan(variable.length + 2);
+  });
+});
