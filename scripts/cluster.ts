@@ -12,7 +12,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync, type WriteStream } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -36,9 +36,11 @@ Options:
   -h, --help          this help
 
 Store: DATABASE_URL if set; else the local PostgreSQL (CLUSTER_PG_ADMIN_URL, database
-switchboard_cluster); else SQLite per instance (separate histories: a warning says so).`;
+switchboard_cluster); else SQLite per instance (separate histories: a warning says so).
+Logs, the shared development JWT secret and SQLite files: data/cluster (CLUSTER_DATA_DIR).`;
 
-const DATA = join(REPO_ROOT, 'data/cluster');
+// Logs, the shared development JWT secret and SQLite files (CLUSTER_DATA_DIR to put them elsewhere).
+const DATA = resolve(process.env['CLUSTER_DATA_DIR'] ?? join(REPO_ROOT, 'data/cluster'));
 const CLI = join(REPO_ROOT, 'dist/cli.js');
 const PG_ADMIN_URL = process.env['CLUSTER_PG_ADMIN_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const CLUSTER_DB = 'switchboard_cluster';
@@ -181,6 +183,12 @@ async function chooseStore(sqlite: boolean): Promise<string | undefined> {
   return undefined;
 }
 
+/** A path as the reader would type it: relative when under the working directory. */
+const shown = (p: string) => {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') ? r : p;
+};
+
 const redactUrl = (u: string) => u.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
 
 interface Started {
@@ -191,12 +199,12 @@ interface Started {
 }
 
 async function startInstance(id: string, port: number, env: Record<string, string>): Promise<Started> {
-  if (!(await portFree(port))) throw new UsageError(`port ${port} (instance ${id}) is in use; pass --base-port with ${'a free range'}`);
+  if (!(await portFree(port))) throw new UsageError(`port ${port} (instance ${id}) was taken meanwhile; pass --base-port <n> with a free range`);
   const logDir = join(DATA, 'logs');
   mkdirSync(logDir, { recursive: true });
   const logPath = join(logDir, `${id}.log`);
   const log: WriteStream = createWriteStream(logPath, { flags: 'a' });
-  step(`instance ${id} starting on 127.0.0.1:${port} (log: ${relative(process.cwd(), logPath)})`);
+  step(`instance ${id} starting on 127.0.0.1:${port} (log: ${shown(logPath)})`);
   const proc = spawn(process.execPath, [CLI, 'serve'], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: id },
@@ -237,14 +245,19 @@ function newestMtime(dir: string): number {
 }
 
 let stopping = false;
+let stoppingSince = 0;
+/** Wrappers relay the terminal's Ctrl-C (tsx re-sends it when the child's notice is slow): one press. */
+const DUPLICATE_SIGNAL_MS = 2000;
 async function stopAll(reason: string, code: number): Promise<never> {
   if (stopping) {
-    process.stdout.write('\nStopping at once (second signal).\n');
+    if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return new Promise<never>(() => undefined);
+    process.stdout.write(`\nStopping at once (${reason} again): killing every part.\n`);
     for (const c of children) c.proc.kill('SIGKILL');
     process.exit(1);
   }
+  stoppingSince = Date.now();
   stopping = true;
-  process.stdout.write(`\n${reason}: stopping the cluster\n`);
+  process.stdout.write(`\n${reason}: stopping the cluster (instances drain first; press Ctrl-C again to kill at once)\n`);
   // Balancer first (no new traffic), then the instances together (each drains), Redis last.
   const order = [...children].reverse();
   const balancer = order.filter((c) => c.name === 'nginx' || c.name === 'haproxy');
@@ -274,6 +287,12 @@ async function main(): Promise<void> {
   findBinary('redis-server');
   findBinary(o.balancer);
   if (!(await portFree(o.port))) throw new UsageError(`port ${o.port} is in use; pass --port <n> (or set CLUSTER_PORT)`);
+  for (let i = 0; i < o.instances; i++) {
+    const p = o.basePort + i;
+    if (p === o.port || !(await portFree(p))) {
+      throw new UsageError(`port ${p} (instance c${i + 1}) is in use; pass --base-port <n> (or set CLUSTER_BASE_PORT) with ${o.instances} free ports from n`);
+    }
+  }
 
   const redisUrl = await startRedis(o.redisPort);
   const databaseUrl = await chooseStore(o.sqlite);
@@ -297,7 +316,7 @@ async function main(): Promise<void> {
   }
   for (const inst of instances) {
     inst.proc.once('exit', (code, signal) => {
-      if (!stopping) warn(`instance ${inst.id} exited unexpectedly (${code ?? signal}); see ${relative(process.cwd(), inst.log)}`);
+      if (!stopping) warn(`instance ${inst.id} exited unexpectedly (${code ?? signal}); see ${shown(inst.log)}`);
     });
   }
 
@@ -318,7 +337,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nSwitchboard cluster ready at ${url}\n`);
   const tokenCmd = process.env['JWT_SECRET']
     ? 'node dist/cli.js token alice'
-    : `DATA_DIR=${relative(process.cwd(), DATA) || '.'} node dist/cli.js token alice`;
+    : `DATA_DIR=${shown(DATA) || '.'} node dist/cli.js token alice`;
   process.stdout.write(`Token: ${tokenCmd}\n`);
   process.stdout.write(`   or: curl -s -X POST ${url}/dev/token -H 'content-type: application/json' -d '{"userId":"alice"}'\n`);
   process.stdout.write(`Instances: ${instances.map((i) => `${i.id} ${i.url}`).join(', ')}\n`);
