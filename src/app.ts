@@ -1,7 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Duplex } from 'node:stream';
 import { Server } from 'socket.io';
 import type { Config } from './config.js';
 import { withDevSecret, hasJwtConfig } from './config.js';
@@ -23,7 +21,8 @@ import type { Presence } from './ports/presence.js';
 import { SocketIoBroadcaster } from './transport/broadcaster.js';
 import { buildHttp, type HttpServer, type Readiness } from './transport/http.js';
 import { corsOrigin, originAllowed } from './transport/origin.js';
-import { limitHandshakes } from './transport/handshake-limit.js';
+import { handshakeLimit } from './transport/handshake-limit.js';
+import { guardNewSessions, type Refusal } from './transport/session-guard.js';
 import { SocketGateway } from './transport/socket-gateway.js';
 import type { IoServer } from './transport/types.js';
 import { drain, type DrainOptions } from './shutdown.js';
@@ -57,6 +56,11 @@ export interface App {
 
 const DEFAULT_WEB_DIR = fileURLToPath(new URL('../web/dist/', import.meta.url));
 const STORE_PING_TIMEOUT_MS = 1500;
+const DRAINING_REFUSAL: Refusal = {
+  status: 503,
+  headers: { 'retry-after': '1' },
+  body: { error: { code: 'UNAVAILABLE', message: 'This instance is shutting down; connect to another one' } },
+};
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out`)), ms).unref())]);
@@ -161,13 +165,14 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
         return callback('Origin not allowed', false);
       },
     });
-    refuseNewSessionsWhile(() => draining, http.server);
-    limitHandshakes(http.server, {
-      limiter: new FlexibleRateLimiter(config.limits.handshakesPerIp, { name: 'handshakes', redis: redis?.pub }),
+    const limitPerAddress = handshakeLimit({
+      limiter: new FlexibleRateLimiter(config.limits.handshakesPerIp, { name: 'handshakes', redis: redis?.pub, linkUp: () => health?.isUp ?? true }),
       trustProxy: config.trustProxy,
       metrics,
       logger: logger.child({ component: 'handshake' }),
     });
+    // While draining, new sessions get 503 at once; otherwise the per-address limit applies.
+    guardNewSessions(http.server, (req) => (draining ? DRAINING_REFUSAL : limitPerAddress(req)));
 
     if (redis) {
       io.adapter(createRedisAdapter(config.redisAdapter, redis));
@@ -248,34 +253,4 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
     await closeAll();
     throw err;
   }
-}
-
-/**
- * While `isDraining()`, new Socket.IO sessions get HTTP 503 (polling handshakes and WebSocket
- * upgrades without a session id); requests of existing sessions, probes and the API go on.
- */
-function refuseNewSessionsWhile(isDraining: () => boolean, server: import('node:http').Server): void {
-  const isNewSession = (req: IncomingMessage) => {
-    const url = req.url ?? '';
-    return url.startsWith('/socket.io/') && !/[?&]sid=/.test(url);
-  };
-  const requestListeners = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
-  server.removeAllListeners('request');
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    if (isDraining() && isNewSession(req)) {
-      res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1', connection: 'close' });
-      res.end(JSON.stringify({ error: { code: 'UNAVAILABLE', message: 'This instance is shutting down; connect to another one' } }));
-      return;
-    }
-    for (const l of requestListeners) l.call(server, req, res);
-  });
-  const upgradeListeners = server.listeners('upgrade') as ((req: IncomingMessage, socket: Duplex, head: Buffer) => void)[];
-  server.removeAllListeners('upgrade');
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (isDraining() && isNewSession(req)) {
-      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    for (const l of upgradeListeners) l.call(server, req, socket, head);
-  });
 }
