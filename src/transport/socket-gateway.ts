@@ -57,6 +57,8 @@ export class SocketGateway {
   private idleWaiters: (() => void)[] = [];
   /** Connections per user on this instance. */
   private readonly userConnections = new Map<string, number>();
+  /** Per socket on this instance: its user and the channels it is counted in presence for. */
+  private readonly counted = new Map<string, { userId: string; channels: Set<string> }>();
 
   constructor(deps: GatewayDeps) {
     this.io = deps.io;
@@ -68,6 +70,10 @@ export class SocketGateway {
     this.schemas = createSchemas({ maxMessageLength: deps.config.maxMessageLength });
     this.io.use((socket, next) => void this.authenticate(socket as IoSocket, next));
     this.io.on('connection', (socket) => this.onConnection(socket));
+    // Presence follows the room however a socket leaves it: leave_channel, a disconnect, or an admin's
+    // revoke (socketsLeave, possibly relayed from another instance). app.ts installs the cluster
+    // adapter before it builds the gateway, so this is the adapter in use.
+    this.io.of('/').adapter.on('leave-room', (room: string, socketId: string) => this.onLeaveRoom(room, socketId));
   }
 
   /** Events being handled right now (the drain waits for zero). */
@@ -117,11 +123,22 @@ export class SocketGateway {
     }
   }
 
+  private onLeaveRoom(room: string, socketId: string): void {
+    const channelId = channelOfRoom(room);
+    const entry = channelId === undefined ? undefined : this.counted.get(socketId);
+    if (channelId === undefined || !entry?.channels.delete(channelId)) return;
+    const { userId } = entry;
+    void this.chat.disconnected(channelId, userId).then((last) => {
+      if (last) this.io.to(channelRoom(channelId)).emit('user_left', { userId, channelId, timestamp: new Date().toISOString() });
+    });
+  }
+
   private onConnection(socket: IoSocket): void {
     const { userId } = socket.data;
     this.metrics.connections.inc();
     this.metrics.connectionsTotal.inc();
     this.userConnections.set(userId, (this.userConnections.get(userId) ?? 0) + 1);
+    this.counted.set(socket.id, { userId, channels: new Set() });
     void socket.join(userRoom(userId));
     this.log.debug({ socketId: socket.id, userId, transport: socket.conn.transport.name }, 'connected');
 
@@ -163,9 +180,7 @@ export class SocketGateway {
       if (!socket.rooms.has(room)) throw new SwitchboardError(ErrorCode.FORBIDDEN, 'Not joined to this channel');
       await socket.leave(room);
       socket.emit('left', { channelId });
-      if (await this.chat.disconnected(channelId, userId)) {
-        this.io.to(room).emit('user_left', { userId, channelId, timestamp: new Date().toISOString() });
-      }
+      // Presence and user_left follow from leaving the room (onLeaveRoom).
       return { channelId };
     });
     this.on(socket, 'send_message', this.schemas.sendMessage, async (payload) => {
@@ -185,15 +200,11 @@ export class SocketGateway {
 
     socket.on('disconnecting', (reason) => {
       clearTimeout(expiry!);
-      const channels = [...socket.rooms].map(channelOfRoom).filter((c): c is string => c !== undefined);
-      for (const channelId of channels) {
-        void this.chat.disconnected(channelId, userId).then((last) => {
-          if (last) this.io.to(channelRoom(channelId)).emit('user_left', { userId, channelId, timestamp: new Date().toISOString() });
-        });
-      }
+      // The rooms are left right after this event; onLeaveRoom updates presence for each.
       this.log.debug({ socketId: socket.id, userId, reason }, 'disconnected');
     });
     socket.on('disconnect', () => {
+      this.counted.delete(socket.id);
       this.metrics.connections.dec();
       const n = (this.userConnections.get(userId) ?? 1) - 1;
       if (n > 0) this.userConnections.set(userId, n);
@@ -227,8 +238,14 @@ export class SocketGateway {
     }
     this.metrics.joins.inc();
     socket.emit('joined', { channelId, lastSeq: result.lastSeq, instance: this.config.instanceId });
-    if (!already && (await this.chat.connected(channelId, session.principal.userId))) {
-      socket.to(room).emit('user_joined', { userId: session.principal.userId, channelId, timestamp: new Date().toISOString() });
+    // Counted once per socket and channel, and only while the socket is still in the room: a second
+    // join in flight, or a leave, disconnect or revoke during the awaits above, leaves no count behind.
+    const entry = this.counted.get(socket.id);
+    if (entry && socket.connected && socket.rooms.has(room) && !entry.channels.has(channelId)) {
+      entry.channels.add(channelId);
+      if (await this.chat.connected(channelId, session.principal.userId)) {
+        socket.to(room).emit('user_joined', { userId: session.principal.userId, channelId, timestamp: new Date().toISOString() });
+      }
     }
     return result;
   }
