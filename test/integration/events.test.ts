@@ -376,6 +376,38 @@ describe.each(['sqlite', 'postgres'] as const)('socket events on %s', (backend) 
       await left.catch(() => undefined);
     });
 
+    it('two joins in flight on one socket count it once; leaving clears it', async () => {
+      const ch = await channel();
+      const watcher = await user('watcher');
+      await call(watcher.socket, 'join_channel', ch);
+      const joins = collect(watcher.socket, 'user_joined');
+      const { socket, userId } = await user('twice');
+      const acks = await Promise.all([call(socket, 'join_channel', ch), call(socket, 'join_channel', { channelId: ch, sinceSeq: 0 })]);
+      expect(acks.map((a) => a.ok)).toEqual([true, true]);
+      const users = (await call(watcher.socket, 'presence', { channelId: ch })).users;
+      expect(users).toContainEqual({ userId, connections: 1 });
+      const left = next(watcher.socket, 'user_left');
+      expect((await call(socket, 'leave_channel', ch)).ok).toBe(true);
+      expect(await left).toMatchObject({ userId, channelId: ch });
+      expect((await call(watcher.socket, 'presence', { channelId: ch })).users).toEqual([{ userId: watcher.userId, connections: 1 }]);
+      expect(joins.filter((j) => j.userId === userId)).toHaveLength(1);
+    });
+
+    it('a revoked member of a private channel leaves presence, and the others get user_left', async () => {
+      const ch = await channel('revoke', true);
+      const admin = await token('admin', { admin: true });
+      const watcher = await user('watcher', { admin: true });
+      const member = await user('member');
+      await call(watcher.socket, 'join_channel', ch);
+      expect((await fetch(`${url}/api/channels/${ch}/members/${member.userId}`, { method: 'PUT', headers: { authorization: `Bearer ${admin}` } })).status).toBe(204);
+      expect((await call(member.socket, 'join_channel', ch)).ok).toBe(true);
+      expect((await call(watcher.socket, 'presence', { channelId: ch })).users).toContainEqual({ userId: member.userId, connections: 1 });
+      const left = next(watcher.socket, 'user_left');
+      expect((await fetch(`${url}/api/channels/${ch}/members/${member.userId}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } })).status).toBe(204);
+      expect(await left).toMatchObject({ userId: member.userId, channelId: ch });
+      expect((await call(watcher.socket, 'presence', { channelId: ch })).users).toEqual([{ userId: watcher.userId, connections: 1 }]);
+    });
+
     it('an empty channel has no users; unknown and private channels are FORBIDDEN', async () => {
       const { socket } = await user();
       expect(await call(socket, 'presence', { channelId: await channel() })).toEqual({ ok: true, users: [] });
