@@ -39,6 +39,8 @@ beforeAll(async () => {
     TRUST_PROXY: 'loopback',
     // Every test client comes from 127.0.0.x; this file opens ~100 sessions, near the default per-address limit.
     RATE_LIMIT_HANDSHAKES: '1000/60s',
+    // (d): a drain long enough that new sessions arrive while HAProxy still counts the instance up.
+    SHUTDOWN_NOTICE_MS: '3000',
   });
   const upstreams = cluster.instances.map((i) => i.url);
   const add = async (b: Promise<Balancer>) => {
