@@ -2,8 +2,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createClient, SwitchboardClientError, type CreateClientOptions, type SwitchboardClient, type TokenContext } from '../../src/client/index.js';
+import { ChannelStream, createClient, SwitchboardClientError, type CreateClientOptions, type SwitchboardClient, type TokenContext } from '../../src/client/index.js';
 import type { Message } from '../../src/protocol/events.js';
 import { call, closeAllClients, connect } from '../helpers/client.js';
 import { freePort, waitFor } from '../helpers/ports.js';
@@ -160,6 +161,33 @@ describe('SDK: gap fill', () => {
   });
 });
 
+describe('ChannelStream', () => {
+  it('hands out each seq once, in order, whatever the arrival order and repeats', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 60 }), fc.array(fc.nat(), { maxLength: 120 }), fc.integer({ min: 0, max: 2 ** 31 }), (n, extra, salt) => {
+        const msgs = Array.from({ length: n }, (_, i) => ({ seq: i + 1 }) as Message);
+        const arrivals = [...msgs, ...extra.map((k) => msgs[k % n]!)];
+        // A deterministic shuffle driven by fast-check's values.
+        const order = arrivals.map((m, i) => ({ m, key: ((i + 1) * 2654435761 + salt) % 4294967296 })).sort((x, y) => x.key - y.key);
+        const out: number[] = [];
+        const stream = new ChannelStream((m) => out.push(m.seq), 0);
+        for (const { m } of order) stream.push(m);
+        expect(out).toEqual(msgs.map((m) => m.seq));
+        expect(stream.hasGap).toBe(false);
+      }),
+    );
+  });
+
+  it('waits for the start before delivering, and drops what came before it', () => {
+    const out: number[] = [];
+    const stream = new ChannelStream((m) => out.push(m.seq));
+    for (const seq of [5, 7, 6, 4]) stream.push({ seq } as Message);
+    expect(out).toEqual([]);
+    stream.start(5);
+    expect(out).toEqual([6, 7]);
+  });
+});
+
 describe('SDK: typing, presence, unsubscribe', () => {
   it('throttles typing client-side, reports presence, and stops delivering after unsubscribe', async () => {
     const s = await server();
@@ -236,6 +264,15 @@ describe('SDK: typed errors', () => {
       expect(e.code).toBe('RATE_LIMITED');
       expect(e.retryAfterMs).toBeGreaterThan(0);
     }
+  });
+
+  it('gives up after reconnectionAttempts: offline, and waiting sends reject OFFLINE', async () => {
+    const port = await freePort();
+    const c = client({ url: `http://127.0.0.1:${port}`, reconnectionAttempts: 2, reconnectionDelay: 50, reconnectionDelayMax: 100 });
+    const e = await c.send('general', 'nobody home').then(() => undefined, (err: unknown) => err);
+    expect(e).toBeInstanceOf(SwitchboardClientError);
+    expect((e as SwitchboardClientError).code).toBe('OFFLINE');
+    expect(c.state.status).toBe('offline');
   });
 
   it('never hangs: a send to an address where nobody listens rejects with TIMEOUT', async () => {
