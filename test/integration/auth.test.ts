@@ -76,6 +76,12 @@ describe('handshake with HS256 (JWT_SECRET)', () => {
     await expectInvalid(server.url, await token('alice', { ttl: -60 }));
   });
 
+  it('a token that is not yet valid (nbf in the future) is refused', async () => {
+    const key = new TextEncoder().encode(TEST_SECRET);
+    const early = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('early').setNotBefore(now() + 3600).setExpirationTime(now() + 7200).sign(key);
+    await expectInvalid(server.url, early);
+  });
+
   it('alg "none" is refused, whatever it claims', async () => {
     const payload = b64url({ sub: 'mallory', exp: now() + 3600, role: 'admin' });
     for (const alg of ['none', 'None', 'NONE']) {

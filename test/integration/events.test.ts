@@ -581,6 +581,15 @@ describe('limits: a server with RATE_LIMIT_MESSAGES=3/10s, MAX_MESSAGE_LENGTH=10
     await stillAnswers(socket);
   });
 
+  it('over long-polling too, a frame above MAX_FRAME_BYTES closes only that connection', async () => {
+    const big = await connect(server.url, await token('big-polling'), { transports: ['polling'] });
+    const bystander = await connect(server.url, await token('bystander-polling'), { transports: ['polling'] });
+    const closed = new Promise<string>((resolve) => big.once('disconnect', (reason) => resolve(reason)));
+    (big as unknown as { emit(e: string, ...a: unknown[]): void }).emit('send_message', { channelId: 'general', content: 'y'.repeat(8000), clientMessageId: 'huge' });
+    expect(await closed).toMatch(/transport (close|error)/);
+    await stillAnswers(bystander);
+  });
+
   it('MAX_MESSAGE_LENGTH is configurable: 10 pass, 11 are PAYLOAD_TOO_LARGE', async () => {
     const socket = await connect(server.url, await token('short'));
     await call(socket, 'join_channel', 'general');
