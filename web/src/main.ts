@@ -76,8 +76,10 @@ async function loadOlder(): Promise<void> {
   try {
     const page = await client.history({ channelId: channel, beforeSeq: oldestSeq, limit: 50 });
     const height = list.scrollHeight;
+    list.setAttribute('aria-busy', 'true'); // older pages are not news: keep screen readers quiet
     list.prepend(...page.messages.map(renderMessage));
     list.scrollTop += list.scrollHeight - height; // keep what the reader was looking at in place
+    list.removeAttribute('aria-busy');
     if (page.messages[0]) oldestSeq = page.messages[0].seq;
     hasOlder = page.hasMore;
     older.hidden = !hasOlder;
@@ -125,8 +127,10 @@ async function open(channelId: string): Promise<void> {
   // The newest page first; the live stream then starts right after its last message: no gap, no repeat.
   const page = await client.history({ channelId, limit: 50 });
   if (channel !== channelId) return;
+  list.setAttribute('aria-busy', 'true');
   list.append(...page.messages.map(renderMessage));
   list.scrollTop = list.scrollHeight;
+  list.removeAttribute('aria-busy');
   oldestSeq = page.messages[0]?.seq ?? 0;
   hasOlder = page.hasMore;
   older.hidden = !hasOlder;
