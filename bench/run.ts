@@ -6,10 +6,12 @@
  *   npm run bench                      full run (3 reps, all three systems, idle RSS and handshakes)
  *   npm run bench -- --quick           < 3 minutes; last line: ratio max-delivered <x> cpu-per-delivery <y>
  *   npm run bench -- --smoke           one low step of Switchboard and the reference; checks the machinery
- *   flags: --channels 10 --members 50 --senders 5 --payload 64 --reps 3 --store sqlite|postgres
+ *   flags: --channels 10 --members 50 --senders 5 --payload 64 --reps 3 --store sqlite|sqlite-shared|postgres
  *          --systems switchboard,reference,raw --adapter sharded|classic|streams --workers 2
  *          --start-rate 200 --factor 1.5 --warmup 3 --measure 10 --idle 1000,5000 --max-steps 14
  *          --profile (node --cpu-prof on the servers; profiles under the results directory)
+ *          --env NAME=value (extra env for Switchboard) --dist <dir> (another Switchboard build, for A/B)
+ *          --no-batch (Switchboard's clients do not ask for new_messages frames)
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -44,6 +46,8 @@ const { values: args } = parseArgs({
     profile: { type: 'boolean', default: false },
     out: { type: 'string' },
     env: { type: 'string', multiple: true },
+    dist: { type: 'string' },
+    'no-batch': { type: 'boolean', default: false },
   },
   strict: true,
 });
@@ -72,9 +76,11 @@ const cfg = {
   idle: (args.idle ?? (mode === 'full' ? '1000,5000' : '')).split(',').filter(Boolean).map(Number),
   maxSteps: num(args['max-steps'], mode === 'smoke' ? 1 : mode === 'quick' ? 8 : 14),
   instances: 3,
+  dist: args.dist,
+  batch: !args['no-batch'],
   extraEnv: Object.fromEntries((args.env ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
 };
-if (!['sqlite', 'postgres'].includes(cfg.store)) throw new Error('--store is sqlite or postgres');
+if (!['sqlite', 'sqlite-shared', 'postgres'].includes(cfg.store)) throw new Error('--store is sqlite, sqlite-shared or postgres');
 for (const s of cfg.systems) if (!['switchboard', 'reference', 'raw'].includes(s)) throw new Error(`unknown system ${s}`);
 if (cfg.senders > cfg.members) throw new Error('--senders must not exceed --members');
 
@@ -300,6 +306,8 @@ const systemOptions = (profileDir?: string) => ({
   store: cfg.store,
   ...(cfg.adapter ? { adapter: cfg.adapter } : {}),
   env: { SHUTDOWN_NOTICE_MS: '100', SHUTDOWN_TIMEOUT_MS: '5000', ...cfg.extraEnv },
+  ...(cfg.dist ? { dist: cfg.dist } : {}),
+  batch: cfg.batch,
   ...(profileDir ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] } : {}),
 });
 
@@ -430,6 +438,8 @@ async function main(): Promise<number> {
     measureMs: cfg.measureMs,
     stepFactor: cfg.factor,
     extraEnv: cfg.extraEnv,
+    dist: cfg.dist ?? 'dist',
+    batch: cfg.batch,
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAvgAtStart: loadavg() },
   };
   log(`bench ${mode}: ${cfg.channels} channels × ${cfg.members} members, ${cfg.senders} senders each, ${cfg.payload}-char messages, store ${cfg.store}, systems ${cfg.systems.join(', ')}, ${cfg.reps} rep(s); load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);

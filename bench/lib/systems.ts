@@ -11,7 +11,13 @@ export const ROOT = resolve(import.meta.dirname, '../..');
 export const BENCH_SECRET = 'switchboard-bench-secret-0123456789abcdef';
 
 export type SystemName = 'switchboard' | 'reference' | 'raw';
-export type StoreKind = 'sqlite' | 'postgres';
+/**
+ * `sqlite`: each instance writes its own SQLite file (WAL, synchronous=NORMAL), for both systems;
+ * `sqlite-shared`: one file for all the instances of a system (Switchboard's deferred transactions then
+ * fail with SQLITE_BUSY and busy-waits block the event loop: see docs/performance.md);
+ * `postgres`: Switchboard on one PostgreSQL database (the reference stays on SQLite: it is the recipe).
+ */
+export type StoreKind = 'sqlite' | 'sqlite-shared' | 'postgres';
 
 export interface Watched {
   role: 'server' | 'redis' | 'postgres';
@@ -43,6 +49,10 @@ export interface SystemOptions {
   /** Extra node flags for the server processes (e.g. --cpu-prof). */
   nodeFlags?: string[];
   cwdForProfiles?: string;
+  /** Switchboard build directory (A/B runs). @default dist */
+  dist?: string;
+  /** Switchboard clients ask for batched frames. @default true */
+  batch?: boolean;
 }
 
 const ports = new WeakMap<Proc, number>();
@@ -155,8 +165,11 @@ export async function startSwitchboard(o: SystemOptions): Promise<RunningSystem>
         REDIS_URL: redis.url,
         REDIS_ADAPTER: o.adapter ?? 'sharded',
         DATA_DIR: join(dir, `i${i + 1}`),
-        // One store for the cluster: the same SQLite file (WAL) for every instance, or PostgreSQL.
-        DATABASE_URL: database ? database.url : `sqlite:${join(dir, 'switchboard.db')}`,
+        DATABASE_URL: database
+          ? database.url
+          : o.store === 'sqlite-shared'
+            ? `sqlite:${join(dir, 'switchboard.db')}`
+            : `sqlite:${join(dir, `i${i + 1}`, 'switchboard.db')}`,
         DEFAULT_CHANNELS: o.channels.join(','),
         LOG_LEVEL: 'warn',
         DEMO: 'false',
@@ -166,7 +179,7 @@ export async function startSwitchboard(o: SystemOptions): Promise<RunningSystem>
         MAX_CONNECTIONS_PER_USER: '100000',
         ...o.env,
       };
-      const proc = startProcess(process.execPath, [...(o.nodeFlags ?? []), join(ROOT, 'dist/cli.js'), 'serve'], {
+      const proc = startProcess(process.execPath, [...(o.nodeFlags ?? []), join(resolve(ROOT, o.dist ?? 'dist'), 'cli.js'), 'serve'], {
         name: `switchboard-${i + 1}`,
         env,
         cwd: o.cwdForProfiles ?? ROOT,
@@ -185,7 +198,7 @@ export async function startSwitchboard(o: SystemOptions): Promise<RunningSystem>
     name: 'switchboard',
     urls: procs.map((p) => `http://127.0.0.1:${portOf(p)}`),
     acks: true,
-    batch: true,
+    batch: o.batch ?? true,
     async watched() {
       const w: Watched[] = procs.map((p) => ({ role: 'server', name: p.name, pid: p.pid }));
       w.push({ role: 'redis', name: 'redis', pid: redis.proc.pid });
@@ -221,8 +234,8 @@ async function startPlain(script: string, label: 'reference' | 'raw', o: SystemO
           HOST: '127.0.0.1',
           JWT_SECRET: BENCH_SECRET,
           ...(redis ? { REDIS_URL: redis.url } : {}),
-          // The recipe's database: one SQLite file (WAL, synchronous=NORMAL) shared by the instances.
-          SQLITE_PATH: join(dir, 'reference.db'),
+          // The recipe's database: SQLite (WAL, synchronous=NORMAL), a file per instance unless shared.
+          SQLITE_PATH: o.store === 'sqlite-shared' ? join(dir, 'reference.db') : join(dir, `reference-${i + 1}.db`),
           LOG_LEVEL: 'warn',
         },
         cwd: o.cwdForProfiles ?? ROOT,

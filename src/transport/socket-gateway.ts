@@ -8,7 +8,7 @@ import { EVENT_NAMES, type ClientEventName, type SocketData } from '../protocol/
 import { createSchemas, describeIssues, isTooLarge } from '../protocol/schemas.js';
 import type { Authenticator } from '../ports/authenticator.js';
 import { AuthError } from '../ports/authenticator.js';
-import { channelOfRoom, channelRoom, userRoom } from './rooms.js';
+import { batchRoom, channelOfRoom, channelRoom, memberRooms, userRoom } from './rooms.js';
 import { capOutgoing } from './slow-consumer.js';
 import type { IoServer, IoSocket } from './types.js';
 
@@ -179,6 +179,7 @@ export class SocketGateway {
       const room = channelRoom(channelId);
       if (!socket.rooms.has(room)) throw new SwitchboardError(ErrorCode.FORBIDDEN, 'Not joined to this channel');
       await socket.leave(room);
+      await socket.leave(batchRoom(channelId));
       socket.emit('left', { channelId });
       // Presence and user_left follow from leaving the room (onLeaveRoom).
       return { channelId };
@@ -228,12 +229,12 @@ export class SocketGateway {
     }
     await this.chat.authorize(session.principal, channelId);
     // Enter the room before reading the catch-up, so no message falls between the two.
-    await socket.join(room);
+    await socket.join(memberRooms(channelId, socket.data.batch));
     let result;
     try {
       result = await this.chat.catchUp(channelId, sinceSeq);
     } catch (err) {
-      if (!already) await socket.leave(room);
+      if (!already) for (const r of memberRooms(channelId, socket.data.batch)) await socket.leave(r);
       throw err;
     }
     this.metrics.joins.inc();
