@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { ChannelStream, createClient, SwitchboardClientError, type CreateClientOptions, type SwitchboardClient, type TokenContext } from '../../src/client/index.js';
 import type { Message } from '../../src/protocol/events.js';
-import { call, closeAllClients, connect } from '../helpers/client.js';
+import { call, closeAllClients, collect as collectEvents, connect } from '../helpers/client.js';
 import { freePort, waitFor } from '../helpers/ports.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { token } from '../helpers/tokens.js';
@@ -223,6 +223,31 @@ describe('SDK: typing, presence, unsubscribe', () => {
     const page = await bob.history({ channelId: 'general', afterSeq: 0 });
     expect(page.messages.map((m) => m.content)).toEqual(['one', 'two']);
     expect(bobGot.map((m) => m.content)).toEqual(['one']);
+  });
+});
+
+describe('SDK: batched frames', () => {
+  it('delivers a burst the same way whether it arrives as new_messages (batch) or as single new_message frames', async () => {
+    const s = await server({ RATE_LIMIT_MESSAGES: '10000/10s', RATE_LIMIT_EVENTS: '10000/10s' });
+    const batched = client({ url: s.url, batch: true }, 'bob');
+    const plain = client({ url: s.url, batch: false }, 'carol');
+    const gotBatched = await collect(batched, 'general');
+    const gotPlain = await collect(plain, 'general');
+    // A raw batch member shows that the burst really went out in new_messages frames.
+    const probe = await connect(s.url, await token('dave'), { auth: { token: await token('dave'), batch: true } });
+    await call(probe, 'join_channel', 'general');
+    const frames = collectEvents(probe, 'new_messages');
+    const writer = await connect(s.url, await token('erin'));
+    await call(writer, 'join_channel', 'general');
+    const acks = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => call(writer, 'send_message', { channelId: 'general', content: `b${i}`, clientMessageId: `b${i}` })),
+    );
+    expect(acks.every((a) => a.ok)).toBe(true);
+    await waitFor(() => gotBatched.length >= 60 && gotPlain.length >= 60, 'both readers to get the burst');
+    const expected = Array.from({ length: 60 }, (_, i) => i + 1);
+    expect(seqs(gotBatched)).toEqual(expected);
+    expect(seqs(gotPlain)).toEqual(expected);
+    expect(frames.length).toBeGreaterThan(0);
   });
 });
 
