@@ -159,6 +159,11 @@ export function newId(): string {
  * await client.send('general', 'hello');
  */
 export function createClient(options: CreateClientOptions): SwitchboardClient {
+  const { url, getToken } = options;
+  if (!(typeof url === 'string' || typeof url === 'function' || (Array.isArray(url) && url.length > 0))) {
+    throw new TypeError('createClient: url must be a string, a non-empty list of strings or a function');
+  }
+  if (typeof getToken !== 'function') throw new TypeError('createClient: getToken must be a function');
   return new Client({ ...DEFAULT_OPTIONS, ...stripUndefined(options) } as ClientOptions);
 }
 
@@ -231,7 +236,6 @@ class Client implements SwitchboardClient {
     const n = this.attemptsMade++;
     if (typeof u === 'string') return u;
     if (typeof u === 'function') return u();
-    if (u.length === 0) throw new Error('createClient: url is an empty list');
     return u[n % u.length]!;
   }
 
