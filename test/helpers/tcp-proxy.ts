@@ -9,8 +9,11 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** A TCP forwarder to `target`, so a test can take a real service away from a server and give it back. */
-export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+/**
+ * A TCP forwarder to `target`, so a test can take a real service away from a server and give it back,
+ * or slow it down (`delayMs` on every chunk from the service) to widen race windows.
+ */
+export async function startTcpProxy(targetHost: string, targetPort: number, options: { delayMs?: number } = {}): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   let server: Server | undefined;
   let port = 0;
@@ -28,7 +31,10 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
         };
         client.on('error', drop).on('close', drop);
         upstream.on('error', drop).on('close', drop);
-        client.pipe(upstream).pipe(client);
+        client.pipe(upstream);
+        const delay = options.delayMs ?? 0;
+        if (delay === 0) upstream.pipe(client);
+        else upstream.on('data', (chunk: Buffer) => void setTimeout(() => client.writable && client.write(chunk), delay));
       });
       s.once('error', reject);
       s.listen(port, '127.0.0.1', () => {

@@ -669,3 +669,39 @@ describe('UNAVAILABLE and INTERNAL', () => {
     await stillAnswers(socket);
   });
 });
+
+describe('presence with a slow store (PostgreSQL behind a 40 ms proxy)', () => {
+  let db: TestDatabase;
+  let proxy: TcpProxy;
+  let server: TestServer;
+  beforeAll(async () => {
+    db = await createDatabase('events_slow');
+    const pg = new URL(PG_ADMIN_URL);
+    proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432), { delayMs: 40 });
+    const viaProxy = new URL(db.url);
+    viaProxy.port = String(proxy.port);
+    server = await startServer({ DATABASE_URL: viaProxy.toString() });
+  });
+  afterAll(async () => {
+    closeAllClients();
+    await server?.close();
+    await proxy?.close();
+    await db?.drop();
+  });
+
+  it('a socket that disconnects while its join is being answered leaves no presence behind', async () => {
+    const ch = unique('ghost');
+    await createChannel(server.url, ch);
+    const watcher = await connect(server.url, await token('ghost-watcher'));
+    await call(watcher, 'join_channel', ch);
+    const quitters = await Promise.all(Array.from({ length: 5 }, async (_, i) => connect(server.url, await token(`quitter-${i}`))));
+    const joinsDone = quitters.map((s) => call(s, 'join_channel', { channelId: ch, sinceSeq: 0 }).catch(() => undefined));
+    // Let the join packets reach the server, then close while the store is still answering them.
+    await new Promise((r) => setTimeout(r, 10));
+    for (const s of quitters) s.disconnect();
+    await Promise.all(joinsDone);
+    // A later join of the watcher's own goes through the same slow store after the quitters' joins.
+    await call(watcher, 'join_channel', { channelId: ch, sinceSeq: 0 });
+    expect((await call(watcher, 'presence', { channelId: ch })).users).toEqual([{ userId: 'ghost-watcher', connections: 1 }]);
+  });
+});
