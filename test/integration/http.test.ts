@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Message } from '../../src/protocol/events.js';
 import { adminToken, createChannel, http, publishMany, unique, type JsonResponse } from '../helpers/api.js';
@@ -247,6 +248,30 @@ describe('HTTP on one server', () => {
         expectJsonError(await http(url, 'POST', path, { token: admin, raw: '{"__proto__": {"x": 1}, "id": "proto-body"}' }), 400, 'INVALID_PAYLOAD');
       }
       expectJsonError(await http(url, 'POST', '/api/channels', { token: admin, raw: 'id=x', headers: { 'content-type': 'text/plain' } }), 400, 'INVALID_PAYLOAD');
+    });
+
+    it('random bodies and queries on every route: never a 5xx, errors always in the JSON shape', async () => {
+      const key = fc.oneof(fc.constantFrom('id', 'name', 'private', 'content', 'userId', 'clientMessageId', 'channels', 'admin', '__proto__', 'constructor'), fc.string({ maxLength: 8 }));
+      const body = fc.oneof(fc.anything({ key, maxDepth: 2 }), fc.dictionary(key, fc.anything({ key, maxDepth: 1 })));
+      const path = fc.constantFrom('/api/channels', '/api/channels/general/messages', '/dev/token', '/api/channels/general/members/bob', '/api/channels/__proto__/messages', '/api/channels/constructor/members/__proto__');
+      const method = fc.constantFrom('POST', 'PUT', 'DELETE', 'GET');
+      const query = fc.oneof(
+        fc.constant(''),
+        fc.string({ maxLength: 20 }).map((q) => `?${encodeURIComponent(q)}=${encodeURIComponent(q)}`),
+        fc.constantFrom('?limit=1e3', '?afterSeq=0x10', '?beforeSeq=Infinity', '?limit=NaN', '?limit=&afterSeq=', '?limit=1&limit=2', '?__proto__[x]=1', '?constructor=1'),
+      );
+      await fc.assert(
+        fc.asyncProperty(method, path, query, body, async (m, p, q, b) => {
+          const r = await http(url, m, m === 'GET' ? p + q : p, { token: admin, ...(m === 'GET' ? {} : { raw: JSON.stringify(b) ?? 'null' }) });
+          expect(r.status).toBeLessThan(500);
+          if (r.status >= 400) {
+            expect(['INVALID_PAYLOAD', 'PAYLOAD_TOO_LARGE', 'UNAUTHENTICATED', 'FORBIDDEN', 'NOT_FOUND', 'CONFLICT']).toContain(r.body?.error?.code);
+            expectJsonError(r, r.status, r.body.error.code);
+          }
+        }),
+        { numRuns: 300 },
+      );
+      expect(({} as Record<string, unknown>)['x']).toBeUndefined();
     });
 
     it('a body above MAX_FRAME_BYTES is refused with PAYLOAD_TOO_LARGE', async () => {
