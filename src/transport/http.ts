@@ -80,7 +80,7 @@ export function buildHttp(deps: HttpDeps) {
     if (err instanceof SwitchboardError) return send(reply, HTTP_STATUS[err.code], err.toBody());
     const status = (err as { statusCode?: number }).statusCode;
     if (status === 413) return send(reply, 413, { code: ErrorCode.PAYLOAD_TOO_LARGE, message: `Body is larger than ${config.maxFrameBytes} bytes` });
-    if (status === 415) return send(reply, 415, { code: ErrorCode.INVALID_PAYLOAD, message: 'Send JSON (Content-Type: application/json)' });
+    if (status === 415) return send(reply, 400, { code: ErrorCode.INVALID_PAYLOAD, message: 'Send JSON (Content-Type: application/json)' });
     if (status !== undefined && status >= 400 && status < 500) {
       return send(reply, 400, { code: ErrorCode.INVALID_PAYLOAD, message: 'Malformed request body (expected JSON)' });
     }

@@ -140,7 +140,7 @@ export class SocketGateway {
     this.userConnections.set(userId, (this.userConnections.get(userId) ?? 0) + 1);
     this.counted.set(socket.id, { userId, channels: new Set() });
     void socket.join(userRoom(userId));
-    this.log.debug({ socketId: socket.id, userId, transport: socket.conn.transport.name }, 'connected');
+    this.log.info({ socketId: socket.id, userId, transport: socket.conn.transport.name }, 'connected');
 
     const principal = {
       userId,
@@ -202,7 +202,7 @@ export class SocketGateway {
     socket.on('disconnecting', (reason) => {
       clearTimeout(expiry!);
       // The rooms are left right after this event; onLeaveRoom updates presence for each.
-      this.log.debug({ socketId: socket.id, userId, reason }, 'disconnected');
+      this.log.info({ socketId: socket.id, userId, reason }, 'disconnected');
     });
     socket.on('disconnect', () => {
       this.counted.delete(socket.id);
