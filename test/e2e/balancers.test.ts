@@ -12,14 +12,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Message } from '../../src/protocol/events.js';
 import { startHaproxy, startNginx, type Balancer } from '../helpers/balancer.js';
 import { call, closeAllClients, collect, connect, next, type TestSocket } from '../helpers/client.js';
-import { startCluster, type Cluster } from '../helpers/instance.js';
+import type { Cluster } from '../helpers/instance.js';
 import { sleep, waitFor } from '../helpers/ports.js';
-import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { startRedis, type PrivateRedis } from '../helpers/redis.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { token } from '../helpers/tokens.js';
 
-let redis: PrivateRedis;
-let db: TestDatabase;
+let stack: Stack | undefined;
 let cluster: Cluster;
 const balancers: Balancer[] = [];
 let nginxIpHash: Balancer;
@@ -30,11 +28,7 @@ let haproxyRoundRobin: Balancer;
 const agents: Agent[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  db = await createDatabase('balancers');
-  cluster = await startCluster(3, {
-    REDIS_URL: redis.url,
-    DATABASE_URL: db.url,
+  stack = await startStack('balancers', 3, {
     // The balancers are on loopback: their X-Forwarded-For names the client.
     TRUST_PROXY: 'loopback',
     // Every test client comes from 127.0.0.x; this file opens ~100 sessions, near the default per-address limit.
@@ -42,6 +36,7 @@ beforeAll(async () => {
     // (d): a drain long enough that new sessions arrive while HAProxy still counts the instance up.
     SHUTDOWN_NOTICE_MS: '3000',
   });
+  cluster = stack.cluster;
   const upstreams = cluster.instances.map((i) => i.url);
   const add = async (b: Promise<Balancer>) => {
     const started = await b;
@@ -59,9 +54,7 @@ afterAll(async () => {
   closeAllClients();
   for (const a of agents) a.destroy();
   await Promise.all(balancers.map((b) => b.stop()));
-  await cluster?.stop();
-  await redis?.stop();
-  await db?.drop();
+  await stack?.stop();
 });
 
 let userSeq = 0;

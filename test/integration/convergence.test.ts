@@ -2,42 +2,31 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { createClient, isSwitchboardClientError, type SwitchboardClient } from '../../src/client/index.js';
 import type { Message } from '../../src/protocol/events.js';
 import { closeAllClients, collect, connect } from '../helpers/client.js';
-import { startCluster, startInstance, type Cluster, type Instance } from '../helpers/instance.js';
+import { startInstance, type Cluster, type Instance } from '../helpers/instance.js';
 import { sleep, waitFor } from '../helpers/ports.js';
-import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { startRedis, type PrivateRedis } from '../helpers/redis.js';
+import type { PrivateRedis } from '../helpers/redis.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { token } from '../helpers/tokens.js';
 
 // Issue 3's acceptance: steady traffic from SDK clients on all 3 instances while Redis restarts, and
 // while every instance is restarted in turn with SIGTERM. Nothing acknowledged may be lost, nothing
 // stored twice, and every member's view must end equal to the store.
 
+let stack: Stack;
 let redis: PrivateRedis;
-let db: TestDatabase;
 let cluster: Cluster;
-let clusterEnv: Record<string, string>;
 const clients: SwitchboardClient[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  db = await createDatabase('converge');
-  clusterEnv = {
-    REDIS_URL: redis.url,
-    DATABASE_URL: db.url,
-    RATE_LIMIT_MESSAGES: '100000/10s',
-    RATE_LIMIT_EVENTS: '100000/10s',
-    SHUTDOWN_NOTICE_MS: '1000',
-  };
-  cluster = await startCluster(3, clusterEnv);
+  stack = await startStack('converge', 3, { RATE_LIMIT_MESSAGES: '100000/10s', RATE_LIMIT_EVENTS: '100000/10s', SHUTDOWN_NOTICE_MS: '1000' });
+  ({ redis, cluster } = stack);
 });
 afterEach(() => {
   for (const c of clients.splice(0)) c.close();
   closeAllClients();
 });
 afterAll(async () => {
-  await cluster?.stop();
-  await redis?.stop();
-  await db?.drop();
+  await stack?.stop();
 });
 
 const admin = async () => ({ authorization: `Bearer ${await token('root', { admin: true })}`, 'content-type': 'application/json' });
@@ -139,7 +128,7 @@ describe('convergence under steady traffic', () => {
       for (let k = 0; k < 3; k++) {
         const old = cluster.instances[k]!;
         await old.kill();
-        cluster.instances[k] = await startInstance({ id: old.id, port: old.port, viaNpm: true, env: clusterEnv });
+        cluster.instances[k] = await startInstance({ id: old.id, port: old.port, viaNpm: true, env: stack.env });
       }
     }
     const tag = via === 'node' ? 'r' : 'n';

@@ -2,27 +2,24 @@ import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import type { Message } from '../../src/protocol/events.js';
 import { call, closeAllClients, collect, connect, type TestSocket } from '../helpers/client.js';
-import { startCluster, type Cluster } from '../helpers/instance.js';
+import type { Cluster } from '../helpers/instance.js';
 import { waitFor } from '../helpers/ports.js';
-import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { startRedis, type PrivateRedis } from '../helpers/redis.js';
+import type { PrivateRedis } from '../helpers/redis.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { token } from '../helpers/tokens.js';
 
+let stack: Stack;
 let redis: PrivateRedis;
-let db: TestDatabase;
 let cluster: Cluster;
 
 beforeAll(async () => {
-  redis = await startRedis();
-  db = await createDatabase('outage');
-  cluster = await startCluster(2, { REDIS_URL: redis.url, DATABASE_URL: db.url, RATE_LIMIT_MESSAGES: '10000/10s', RATE_LIMIT_EVENTS: '10000/10s' });
+  stack = await startStack('outage', 2, { RATE_LIMIT_MESSAGES: '10000/10s', RATE_LIMIT_EVENTS: '10000/10s' });
+  ({ redis, cluster } = stack);
 });
 afterEach(() => closeAllClients());
 afterAll(async () => {
   closeAllClients();
-  await cluster?.stop();
-  await redis?.stop();
-  await db?.drop();
+  await stack?.stop();
 });
 
 const rssKb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);

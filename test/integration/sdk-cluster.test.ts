@@ -5,38 +5,31 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, SwitchboardClientError, type SwitchboardClient } from '../../src/client/index.js';
 import type { Message } from '../../src/protocol/events.js';
-import { startCluster, type Cluster } from '../helpers/instance.js';
+import type { Cluster } from '../helpers/instance.js';
 import { sleep, waitFor } from '../helpers/ports.js';
-import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { startRedis, type PrivateRedis } from '../helpers/redis.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { token } from '../helpers/tokens.js';
 
 const CLIENTS = 4;
 const SEND_EVERY_MS = 100;
 
-let redis: PrivateRedis | undefined;
-let db: TestDatabase | undefined;
+let stack: Stack | undefined;
 let cluster: Cluster | undefined;
 const clients: SwitchboardClient[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
-  db = await createDatabase('sdk_cluster');
-  cluster = await startCluster(3, {
-    REDIS_URL: redis.url,
-    DATABASE_URL: db.url,
+  stack = await startStack('sdk_cluster', 3, {
     SHUTDOWN_NOTICE_MS: '1000',
     LOG_LEVEL: 'warn',
     RATE_LIMIT_MESSAGES: '10000/10s',
     RATE_LIMIT_EVENTS: '10000/10s',
   });
+  cluster = stack.cluster;
 });
 
 afterAll(async () => {
   for (const c of clients.splice(0)) c.close();
-  await cluster?.stop();
-  await redis?.stop();
-  await db?.drop();
+  await stack?.stop();
 });
 
 describe('SDK across a kill -9 and a SIGTERM', () => {
