@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import type { StoreError } from '../../ports/message-store.js';
 import { KyselyMessageStore } from './kysely-store.js';
+import { SqliteMessageStore } from './sqlite-append.js';
 import type { Database } from './schema.js';
 
 const classify = (err: unknown): StoreError['kind'] => {
@@ -58,5 +59,5 @@ export function openSqliteStore(path: string, logger: Logger): KyselyMessageStor
   database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
   const db = new Kysely<Database>({ dialect: immediateSqliteDialect({ database }) });
-  return new KyselyMessageStore({ db, dialect: 'sqlite', logger, classify });
+  return new SqliteMessageStore(database, { db, dialect: 'sqlite', logger, classify });
 }
