@@ -10,9 +10,13 @@ import { expectError, expectServes, rawAck, rawClient, rawTcp, rssOf, storedMess
 
 /** The lowest fixed version of each package (the advisories' patched versions). */
 const FIXED = {
-  ws: '8.21.0', // fragment flood (many tiny fragments); 8.17.1 fixed the DoS by too many headers (CVE-2024-37890)
-  'socket.io-parser': '4.2.6', // unbounded binary attachments; 4.2.3 fixed the crash on malformed packets (CVE-2023-32695)
-  'engine.io': '6.4.2', // the crash on a crafted `transport` query; 6.2.1/6.5.5 earlier uncaught exceptions (CVE-2022-41940, CVE-2024-38355 via socket.io)
+  // 8.21.0: memory exhaustion by tiny fragments (CVE-2026-48779, GHSA-96hv-2xvq-fx4p); 8.17.1: too many headers (CVE-2024-37890).
+  ws: '8.21.0',
+  // 4.2.6: unbounded binary attachments (CVE-2026-33151); 4.2.3: malformed packets (CVE-2023-32695); 4.2.1: `_placeholder` type confusion (CVE-2022-2421).
+  'socket.io-parser': '4.2.6',
+  // 6.4.2: uncaught exception on a crafted request (CVE-2023-31125); 6.6.7: invalid binary POST (CVE-2026-59725);
+  // 6.6.9: polling connection exhaustion and WebTransport sid (GHSA-r635-g3xr-vw7x, GHSA-gr94-w7qr-f4j3).
+  'engine.io': '6.6.9',
 } as const;
 
 const parse = (v: string) => v.split(/[.+-]/).slice(0, 3).map(Number) as [number, number, number];
@@ -121,6 +125,20 @@ describe('each advisory attack against a server process', () => {
       expect(await r.text()).not.toMatch(/at \w+ \(|node_modules/);
       const { response } = await rawTcp(inst.port, upgradeRequest(inst.port, [], `/socket.io/?EIO=4&transport=${t}`));
       expect(response).toMatch(/^HTTP\/1\.1 400/);
+    }
+    await expectUnharmed();
+  });
+
+  test('engine.io: invalid binary polling POSTs (CVE-2026-59725) end that session only', async () => {
+    for (const body of [Buffer.from([0xff, 0x00, 0xfe]), Buffer.alloc(0), Buffer.from('bAAAA'), Buffer.from([0x04, 0xff, 0xff, 0xff, 0xff])]) {
+      const open = await fetch(`${inst.url}/socket.io/?EIO=4&transport=polling`);
+      const sid = (JSON.parse((await open.text()).slice(1)) as { sid: string }).sid;
+      const r = await fetch(`${inst.url}/socket.io/?EIO=4&transport=polling&sid=${sid}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: body,
+      });
+      expect([200, 400]).toContain(r.status);
     }
     await expectUnharmed();
   });
