@@ -1,8 +1,15 @@
 /**
  * Summarises V8 .cpuprofile files (from `npm run bench -- --profile`): self time by function and by
- * package/file, so an optimisation starts from evidence.  Usage: tsx bench/profile-summary.ts <files…>
+ * package/file, so an optimisation starts from evidence.
+ *   Usage: tsx bench/profile-summary.ts [--from µs --to µs] <files…>
+ * `--from`/`--to` keep the samples of one measured step (`monotonicUs` of a step in results.json).
  */
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+const { values: opts, positionals } = parseArgs({ options: { from: { type: 'string' }, to: { type: 'string' } }, allowPositionals: true });
+const from = opts.from ? Number(opts.from) : -Infinity;
+const to = opts.to ? Number(opts.to) : Infinity;
 
 interface Node {
   id: number;
@@ -21,12 +28,17 @@ interface Profile {
 const byFn = new Map<string, number>();
 const byFile = new Map<string, number>();
 let total = 0;
-for (const file of process.argv.slice(2)) {
+for (const file of positionals) {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const self = new Map<number, number>();
   const samples = p.samples ?? [];
   const deltas = p.timeDeltas ?? [];
-  for (let i = 0; i < samples.length; i++) self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (deltas[i] ?? 0));
+  let t = p.startTime;
+  for (let i = 0; i < samples.length; i++) {
+    t += deltas[i] ?? 0;
+    if (t < from || t > to) continue;
+    self.set(samples[i]!, (self.get(samples[i]!) ?? 0) + (deltas[i] ?? 0));
+  }
   for (const n of p.nodes) {
     const us = self.get(n.id) ?? 0;
     if (!us) continue;

@@ -195,10 +195,10 @@ function population(sys: RunningSystem, rep: number, channels: number, members: 
 // ---------------------------------------------------------------- measurement
 interface CpuSnap {
   at: number;
-  procs: Map<string, { cpuMs: number; rss: number; role: string }>;
+  procs: Map<string, { cpuMs: number; sysMs: number; rss: number; role: string }>;
 }
 function snapshot(watched: (Watched | { role: 'loadgen'; name: string; pid: number })[]): CpuSnap {
-  const procs = new Map<string, { cpuMs: number; rss: number; role: string }>();
+  const procs = new Map<string, { cpuMs: number; sysMs: number; rss: number; role: string }>();
   for (const w of watched) {
     const s = procSample(w.pid);
     if (s) procs.set(w.name, { ...s, role: w.role });
@@ -215,8 +215,10 @@ async function runStep(sys: RunningSystem, workers: Worker[], step: number, rate
   const ticker = setInterval(() => progress(`${progressPrefix} step ${step}: ${rate} sent/s`, Math.min(1, (Date.now() - t0) / total)), 250);
   await sleep(cfg.warmupMs);
   const a = snapshot(watched);
+  const monoFrom = Number(process.hrtime.bigint() / 1000n);
   await sleep(cfg.measureMs);
   const b = snapshot(watched);
+  const monoTo = Number(process.hrtime.bigint() / 1000n);
   const loadAvg = loadAverage();
   const done = await Promise.all(workers.map((w) => w.next('stepDone', 60_000)));
   clearInterval(ticker);
@@ -230,6 +232,7 @@ async function runStep(sys: RunningSystem, workers: Worker[], step: number, rate
   const cpu: Record<string, number> = {};
   const rss: Record<string, number> = {};
   const byRole: Record<string, number> = { server: 0, redis: 0, postgres: 0, loadgen: 0 };
+  let serverSysMs = 0;
   for (const [name, end] of b.procs) {
     const start = a.procs.get(name);
     if (!start) continue;
@@ -237,6 +240,7 @@ async function runStep(sys: RunningSystem, workers: Worker[], step: number, rate
     cpu[name] = (ms / 1000 / wall) * 100;
     rss[name] = end.rss;
     byRole[end.role] = (byRole[end.role] ?? 0) + ms;
+    if (end.role === 'server') serverSysMs += end.sysMs - start.sysMs;
   }
   const serverSideUs = (byRole['server']! + byRole['redis']! + byRole['postgres']!) * 1000;
   const deliveredPerS = delivered / seconds;
@@ -266,6 +270,7 @@ async function runStep(sys: RunningSystem, workers: Worker[], step: number, rate
     cpu,
     rss,
     serverCpuPct: (byRole['server']! / 1000 / wall) * 100,
+    serverSysPct: (serverSysMs / 1000 / wall) * 100,
     redisCpuPct: (byRole['redis']! / 1000 / wall) * 100,
     pgCpuPct: (byRole['postgres']! / 1000 / wall) * 100,
     loadgenCpuPct: (byRole['loadgen']! / 1000 / wall) * 100,
@@ -277,6 +282,7 @@ async function runStep(sys: RunningSystem, workers: Worker[], step: number, rate
     loadAvg,
     pass: reasons.length === 0,
     reason: reasons.join('; '),
+    monotonicUs: [monoFrom, monoTo],
   };
 }
 
@@ -285,7 +291,7 @@ let progressPrefix = '';
 function logStep(s: StepResult, note = ''): void {
   log(
     `${progressPrefix} ${String(s.rate).padStart(6)} sent/s → ${s.deliveredPerS.toFixed(0).padStart(7)} deliv/s, ${(s.ratio * 100).toFixed(2)}%, ` +
-      `p50 ${s.p50?.toFixed(1)} p99 ${s.p99?.toFixed(1)} ms, srv ${s.serverCpuPct.toFixed(0)}% redis ${s.redisCpuPct.toFixed(0)}% gen ${s.loadgenCpuPct.toFixed(0)}%, ` +
+      `p50 ${s.p50?.toFixed(1)} p99 ${s.p99?.toFixed(1)} ms, srv ${s.serverCpuPct.toFixed(0)}% (kernel ${s.serverSysPct.toFixed(0)}%) redis ${s.redisCpuPct.toFixed(0)}% gen ${s.loadgenCpuPct.toFixed(0)}%, ` +
       `${s.cpuUsPerDelivery.toFixed(1)} µs/deliv, ${s.perFrame.toFixed(2)} msg/frame, load ${s.loadAvg} ${s.pass ? 'pass' : `FAIL: ${s.reason}`}${note}`,
   );
 }

@@ -106,15 +106,16 @@ export async function waitFor(fn: () => Promise<boolean> | boolean, what: string
 const TICKS = 100; // USER_HZ on Linux
 
 /** CPU time (ms) and RSS (bytes) of a process from /proc; undefined when it is gone. */
-export function procSample(pid: number): { cpuMs: number; rss: number } | undefined {
+export function procSample(pid: number): { cpuMs: number; sysMs: number; rss: number } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state): utime is field 14, stime field 15.
     const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS;
+    const sysMs = (Number(fields[12]) * 1000) / TICKS;
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return { cpuMs, rss: m ? Number(m[1]) * 1024 : 0 };
+    return { cpuMs, sysMs, rss: m ? Number(m[1]) * 1024 : 0 };
   } catch {
     return undefined;
   }

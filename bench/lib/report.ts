@@ -19,6 +19,8 @@ export interface StepResult {
   cpu: Record<string, number>;
   rss: Record<string, number>;
   serverCpuPct: number;
+  /** The part of serverCpuPct spent in the kernel (system time: mostly socket writes). */
+  serverSysPct: number;
   redisCpuPct: number;
   pgCpuPct: number;
   loadgenCpuPct: number;
@@ -32,6 +34,8 @@ export interface StepResult {
   loadAvg: number;
   pass: boolean;
   reason: string;
+  /** The measured window on the monotonic clock (µs), to cut a --profile to it (bench/profile-summary.ts --from --to). */
+  monotonicUs?: [number, number];
 }
 
 export interface IdleResult {
@@ -102,6 +106,7 @@ export function summarize(system: SystemName, reps: RepResult[]): Summary {
       cpu: Object.fromEntries(keys.map((k) => [k, med((s) => s.cpu[k] ?? NaN)])),
       rss: Object.fromEntries(keys.map((k) => [k, med((s) => s.rss[k] ?? NaN)])),
       serverCpuPct: med((s) => s.serverCpuPct),
+      serverSysPct: med((s) => s.serverSysPct),
       redisCpuPct: med((s) => s.redisCpuPct),
       pgCpuPct: med((s) => s.pgCpuPct),
       loadgenCpuPct: med((s) => s.loadgenCpuPct),
@@ -136,7 +141,7 @@ const f = (x: number | undefined, d = 0) => (x === undefined || !Number.isFinite
 
 export function table(summaries: Summary[]): string {
   const lines: string[] = [];
-  const head = ['system', 'sent/s', 'deliv/s', 'ratio', 'p50', 'p99', 'p99.9', 'max', 'srv CPU%', 'redis%', 'pg%', 'gen%', 'µs/deliv', 'msg/frame', 'RSS MB', 'load', 'pass'];
+  const head = ['system', 'sent/s', 'deliv/s', 'ratio', 'p50', 'p99', 'p99.9', 'max', 'srv CPU%', 'kernel%', 'redis%', 'pg%', 'gen%', 'µs/deliv', 'msg/frame', 'RSS MB', 'load', 'pass'];
   const rows: string[][] = [head];
   for (const s of summaries) {
     for (const st of s.steps) {
@@ -151,6 +156,7 @@ export function table(summaries: Summary[]): string {
         f(st.p999, 1),
         f(st.max, 0),
         f(st.serverCpuPct),
+        f(st.serverSysPct),
         f(st.redisCpuPct),
         f(st.pgCpuPct),
         f(st.loadgenCpuPct),
