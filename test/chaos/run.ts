@@ -59,7 +59,21 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-function printTable(v: Verdict, fleet: Fleet, world: World, faultsRun: string[], elapsedMs: number): void {
+interface Window {
+  name: string;
+  start: number;
+  end: number;
+}
+
+/** The fault during which (or the last one before which) a moment fell. */
+const faultAt = (windows: Window[], t: number): string => {
+  const during = windows.find((w) => t >= w.start && t <= w.end);
+  if (during) return `during "${during.name}"`;
+  const before = windows.filter((w) => w.end < t).at(-1);
+  return before ? `${Math.round((t - before.end) / 100) / 10} s after "${before.name}"` : 'before the first fault';
+};
+
+function printTable(v: Verdict, fleet: Fleet, world: World, faultsRun: string[], elapsedMs: number, windows: Window[]): void {
   const rows: [string, string][] = [
     ['sending under faults', `${(elapsedMs / 1000).toFixed(0)} s (${faultsRun.length} faults)`],
     ['clients', `${fleet.members.length} (${fleet.members.filter((m) => m.proxied).length} behind a droppable network)`],
@@ -69,7 +83,7 @@ function printTable(v: Verdict, fleet: Fleet, world: World, faultsRun: string[],
     ['stored twice', String(v.duplicated)],
     ['channels with seq gaps', String(v.gaps)],
     ['members whose view differs from the store', `${v.divergent} (after ${v.settleMs} ms of convergence)`],
-    ['slowest convergence (stored → last member)', `${v.maxConvergenceMs} ms`],
+    ['slowest convergence (stored → last member)', `${v.maxConvergenceMs} ms (a message stored ${faultAt(windows, v.slowestStoredAt)})`],
     ['failed sends by code', fleet.failures.size === 0 ? 'none' : [...fleet.failures].map(([k, n]) => `${k} ${n}`).join(', ')],
     ['SDK errors outside sends', fleet.sdkErrors.size === 0 ? 'none' : [...fleet.sdkErrors].map(([k, n]) => `${k} ${n}`).join(', ')],
     ['process crashes (unexpected exits)', String(world.crashes.length)],
@@ -120,9 +134,12 @@ async function chaos(durationMs: number | undefined): Promise<number> {
     `acked ${f.acked.length}, in flight ${f.pending()}, failed ${[...f.failures.values()].reduce((a, b) => a + b, 0)}, crashes ${w.crashes.length}`;
 
   const faultsRun: string[] = [];
+  const windows: Window[] = [];
   const runFault = async (fault: Fault) => {
     log(`fault ${faultsRun.length + 1}: ${fault.name} (${progress()})`);
+    const start = Date.now();
     await fault.run(ctx);
+    windows.push({ name: fault.name, start, end: Date.now() });
     faultsRun.push(fault.name);
     log(`recovered from: ${fault.name} (${progress()})`);
   };
@@ -152,7 +169,7 @@ async function chaos(durationMs: number | undefined): Promise<number> {
   log(`every send settled (${progress()}); checking the store and every member's view`);
   if (values['self-check']) await sabotage(w, f);
   const verdict = await verify(f, w.pool, CHANNELS, 60_000, log);
-  printTable(verdict, f, w, faultsRun, scheduleMs);
+  printTable(verdict, f, w, faultsRun, scheduleMs, windows);
   const crashed = w.crashes.length;
   const failed = verdict.lost > 0 || verdict.duplicated > 0 || verdict.divergent > 0 || verdict.gaps > 0 || crashed > 0 || verdict.acked === 0;
   process.stdout.write(

@@ -20,6 +20,8 @@ export interface Verdict {
   gaps: number;
   stored: number;
   maxConvergenceMs: number;
+  /** When the slowest-converging message was stored (ms since the epoch). */
+  slowestStoredAt: number;
   /** Time from the end of sending until every member's view equalled the store (or the deadline). */
   settleMs: number;
   lostExamples: string[];
@@ -102,13 +104,17 @@ export async function verify(fleet: Fleet, pool: pg.Pool, channels: readonly str
 
   // Convergence of a message: from when it was stored to when the last member had it.
   let maxConvergenceMs = 0;
+  let slowestStoredAt = 0;
   for (const r of rows) {
     let last = 0;
     for (const m of fleet.members) {
       const t = m.seenAt.get(r.id);
       if (t !== undefined && t > last) last = t;
     }
-    if (last > 0) maxConvergenceMs = Math.max(maxConvergenceMs, last - r.createdAt);
+    if (last > 0 && last - r.createdAt > maxConvergenceMs) {
+      maxConvergenceMs = last - r.createdAt;
+      slowestStoredAt = r.createdAt;
+    }
   }
 
   return {
@@ -119,6 +125,7 @@ export async function verify(fleet: Fleet, pool: pg.Pool, channels: readonly str
     gaps,
     stored: rows.length,
     maxConvergenceMs: Math.max(0, Math.round(maxConvergenceMs)),
+    slowestStoredAt,
     settleMs,
     lostExamples,
     divergentExamples,
