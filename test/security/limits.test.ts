@@ -113,6 +113,31 @@ describe('slow consumers (MAX_OUTGOING_BYTES / MAX_OUTGOING_PACKETS)', () => {
   });
 });
 
+describe('slow consumers over long-polling (MAX_OUTGOING_PACKETS)', () => {
+  test('a polling client that stops polling is disconnected once its queue passes the packet cap', async () => {
+    const server = await serve({ MAX_OUTGOING_PACKETS: '50', RATE_LIMIT_MESSAGES: '100000/10s', RATE_LIMIT_EVENTS: '100000/10s' });
+    const { url, app } = server;
+    const base = `${url}/socket.io/?EIO=4&transport=polling`;
+    const open = await (await fetch(base)).text();
+    const sid = (JSON.parse(open.slice(1)) as { sid: string }).sid;
+    const post = (body: string) => fetch(`${base}&sid=${sid}`, { method: 'POST', body, headers: { 'content-type': 'text/plain' } });
+    expect((await post(`40${JSON.stringify({ token: await token('poller') })}`)).status).toBe(200);
+    expect(await (await fetch(`${base}&sid=${sid}`)).text()).toMatch(/^40\{/);
+    expect((await post('420["join_channel","general"]')).status).toBe(200);
+    await waitFor(async () => (await (await fetch(`${base}&sid=${sid}`)).text()).includes('430['), 'the join ack over polling');
+    // From here on the client never polls again: everything for it waits in the server's buffer.
+    const sender = await connect(url, await token('talker'));
+    expect((await call(sender, 'join_channel', 'general')).ok).toBe(true);
+    const dropped = () => app.io.of('/').sockets.size === 1;
+    for (let i = 0; i < 200 && !dropped(); i++) {
+      expect((await call(sender, 'send_message', { channelId: 'general', content: `p${i}`, clientMessageId: `p${i}` })).ok).toBe(true);
+    }
+    await waitFor(dropped, 'the polling slow consumer to be dropped');
+    expect((await app.metrics.slowConsumerDisconnects.get()).values[0]?.value).toBe(1);
+    await expectServes(url);
+  });
+});
+
 describe('messages per user, cluster-wide with Redis (RATE_LIMIT_MESSAGES)', () => {
   let redis: PrivateRedis;
   beforeAll(async () => {
