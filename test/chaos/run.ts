@@ -52,6 +52,15 @@ const teardown = () =>
     fleet?.close();
     await world?.teardown();
   })());
+for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+  process.on(event, (err: unknown) => {
+    log(`${event} in the harness: ${(err as Error)?.stack ?? String(err)}`);
+    void teardown().finally(() => {
+      process.stdout.write(`chaos: acked ${fleet?.acked.length ?? 0} lost -1 duplicated -1 divergent -1 crashed ${world?.crashes.length ?? 0} max-convergence-ms -1\n`);
+      process.exit(1);
+    });
+  });
+}
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log(`${sig}: stopping every process`);
