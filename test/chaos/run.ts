@@ -78,6 +78,8 @@ interface Window {
 const faultAt = (windows: Window[], t: number): string => {
   const during = windows.find((w) => t >= w.start && t <= w.end);
   if (during) return `during "${during.name}"`;
+  const next = windows.find((w) => w.start > t);
+  if (next && next.start - t <= 1000) return `${next.start - t} ms before "${next.name}"`;
   const before = windows.filter((w) => w.end < t).at(-1);
   return before ? `${Math.round((t - before.end) / 100) / 10} s after "${before.name}"` : 'before the first fault';
 };
@@ -92,7 +94,7 @@ function printTable(v: Verdict, fleet: Fleet, world: World, faultsRun: string[],
     ['stored twice', String(v.duplicated)],
     ['channels with seq gaps', String(v.gaps)],
     ['members whose view differs from the store', `${v.divergent} (after ${v.settleMs} ms of convergence)`],
-    ['slowest convergence (stored → last member)', `${v.maxConvergenceMs} ms (a message stored ${faultAt(windows, v.slowestStoredAt)})`],
+    ['slowest convergence (stored → last member)', `${v.maxConvergenceMs} ms (stored ${faultAt(windows, v.slowestStoredAt)}; last to get it: ${v.slowestMember})`],
     ['failed sends by code', fleet.failures.size === 0 ? 'none' : [...fleet.failures].map(([k, n]) => `${k} ${n}`).join(', ')],
     ['SDK errors outside sends', fleet.sdkErrors.size === 0 ? 'none' : [...fleet.sdkErrors].map(([k, n]) => `${k} ${n}`).join(', ')],
     ['process crashes (unexpected exits)', String(world.crashes.length)],

@@ -22,6 +22,8 @@ export interface Verdict {
   maxConvergenceMs: number;
   /** When the slowest-converging message was stored (ms since the epoch). */
   slowestStoredAt: number;
+  /** The member that received the slowest message last, and whether it sits behind the droppable network. */
+  slowestMember: string;
   /** Time from the end of sending until every member's view equalled the store (or the deadline). */
   settleMs: number;
   lostExamples: string[];
@@ -105,15 +107,21 @@ export async function verify(fleet: Fleet, pool: pg.Pool, channels: readonly str
   // Convergence of a message: from when it was stored to when the last member had it.
   let maxConvergenceMs = 0;
   let slowestStoredAt = 0;
+  let slowestMember = '-';
   for (const r of rows) {
     let last = 0;
+    let who = '-';
     for (const m of fleet.members) {
       const t = m.seenAt.get(r.id);
-      if (t !== undefined && t > last) last = t;
+      if (t !== undefined && t > last) {
+        last = t;
+        who = `${m.id}${m.proxied ? ', behind the droppable network' : ''}`;
+      }
     }
     if (last > 0 && last - r.createdAt > maxConvergenceMs) {
       maxConvergenceMs = last - r.createdAt;
       slowestStoredAt = r.createdAt;
+      slowestMember = who;
     }
   }
 
@@ -126,6 +134,7 @@ export async function verify(fleet: Fleet, pool: pg.Pool, channels: readonly str
     stored: rows.length,
     maxConvergenceMs: Math.max(0, Math.round(maxConvergenceMs)),
     slowestStoredAt,
+    slowestMember,
     settleMs,
     lostExamples,
     divergentExamples,
