@@ -36,9 +36,24 @@ export interface InstanceOptions {
 }
 
 const running = new Set<ChildProcess>();
+
+/**
+ * SIGKILL for the process and, for `npm start`, the server under it: npm runs in a process group of
+ * its own, and killing only npm with SIGKILL would orphan the server.
+ */
+function killHard(proc: ChildProcess): void {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  try {
+    if (proc.spawnargs[0] === 'npm' && proc.pid) process.kill(-proc.pid, 'SIGKILL');
+    else proc.kill('SIGKILL');
+  } catch {
+    proc.kill('SIGKILL');
+  }
+}
+
 // Whatever happens to the test process, leave no server behind.
 process.once('exit', () => {
-  for (const p of running) if (p.exitCode === null) p.kill('SIGKILL');
+  for (const p of running) killHard(p);
 });
 
 /** Starts `switchboard serve` as a child process on a free port and waits until it is ready. */
@@ -62,7 +77,7 @@ export async function startInstance(options: InstanceOptions = {}): Promise<Inst
     ...options.env,
   };
   const proc = options.viaNpm
-    ? spawn('npm', ['start', '--silent'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn('npm', ['start', '--silent'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     : spawn(process.execPath, [CLI, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   let out = '';
@@ -92,7 +107,7 @@ export async function startInstance(options: InstanceOptions = {}): Promise<Inst
       return exited;
     },
     async kill() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      killHard(proc);
       return exited;
     },
     restart: () => startInstance({ ...options, id, port }),
