@@ -185,6 +185,7 @@ describe('asymmetric keys', () => {
   let esServer: TestServer;
   let jwksServer: TestServer;
   let jwksHttp: Server;
+  let jwksUrl: string;
 
   beforeAll(async () => {
     // Without JWT_SECRET (empty = unset): only the public key verifies.
@@ -197,7 +198,8 @@ describe('asymmetric keys', () => {
     });
     await new Promise<void>((r) => jwksHttp.listen(0, '127.0.0.1', () => r()));
     const port = (jwksHttp.address() as { port: number }).port;
-    jwksServer = await startServer({ JWT_SECRET: '', JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json` });
+    jwksUrl = `http://127.0.0.1:${port}/.well-known/jwks.json`;
+    jwksServer = await startServer({ JWT_SECRET: '', JWKS_URL: jwksUrl });
   });
   afterEach(() => closeAllClients());
   afterAll(async () => {
@@ -243,6 +245,32 @@ describe('asymmetric keys', () => {
     expect((await call(s, 'presence', { channelId: 'general' })).ok).toBe(true);
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
     await expectInvalid(jwksServer.url, await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('x').setExpirationTime(now() + 600).sign(other.privateKey));
+  });
+
+  it('JWT_PUBLIC_KEY and JWKS_URL together: tokens of either are accepted, with or without kid', async () => {
+    const both = await startServer({ JWT_SECRET: '', JWT_PUBLIC_KEY: ecPem, JWKS_URL: jwksUrl });
+    try {
+      const byPem = await signWith(ec.privateKey, 'ES256', {}, 'pem-user');
+      const byJwks = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('jwks-user').setExpirationTime(now() + 600).sign(rsa.privateKey);
+      const byJwksNoKid = await signWith(rsa.privateKey, 'RS256', {}, 'jwks-nokid');
+      for (const t of [byPem, byJwks, byJwksNoKid]) expect((await connect(both.url, t)).connected).toBe(true);
+      // An RSA PEM key of its own beside the JWKS's RSA key: each token must find its key.
+      const pemRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const pemRsaPem = pemRsa.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const rsPemServer = await startServer({ JWT_SECRET: '', JWT_PUBLIC_KEY: pemRsaPem, JWKS_URL: jwksUrl });
+      try {
+        const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+        expect((await connect(rsPemServer.url, await signWith(pemRsa.privateKey, 'RS256', {}, 'pem-rsa'))).connected).toBe(true);
+        expect((await connect(rsPemServer.url, byJwks)).connected).toBe(true);
+        expect((await connect(rsPemServer.url, byJwksNoKid)).connected).toBe(true);
+        await expectInvalid(rsPemServer.url, await signWith(other.privateKey, 'RS256'));
+      } finally {
+        await rsPemServer.close();
+      }
+    } finally {
+      closeAllClients();
+      await both.close();
+    }
   });
 
   it('an RS256 token is accepted by the admin API too', async () => {

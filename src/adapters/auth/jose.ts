@@ -1,6 +1,7 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import {
   createRemoteJWKSet,
+  errors as joseErrors,
   decodeProtectedHeader,
   jwtVerify,
   SignJWT,
@@ -35,8 +36,9 @@ export class JoseAuthenticator implements Authenticator {
 
   async verify(token: string): Promise<Principal> {
     let alg: unknown;
+    let kid: unknown;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      ({ alg, kid } = decodeProtectedHeader(token));
     } catch (cause) {
       throw new AuthError('malformed token', { cause });
     }
@@ -50,8 +52,14 @@ export class JoseAuthenticator implements Authenticator {
     try {
       if (alg === 'HS256' && this.secret) {
         ({ payload } = await jwtVerify(token, this.secret, { ...options, algorithms: ['HS256'] }));
-      } else if (this.publicAlg && alg === this.publicAlg && this.publicKey) {
-        ({ payload } = await jwtVerify(token, this.publicKey, { ...options, algorithms: [this.publicAlg] }));
+      } else if (this.publicAlg && alg === this.publicAlg && this.publicKey && !(kid !== undefined && this.jwks)) {
+        // The PEM key has no kid; a token that names one, when a JWKS is configured, is the set's.
+        try {
+          ({ payload } = await jwtVerify(token, this.publicKey, { ...options, algorithms: [this.publicAlg] }));
+        } catch (err) {
+          if (!this.jwks || !(err instanceof joseErrors.JWSSignatureVerificationFailed)) throw err;
+          ({ payload } = await jwtVerify(token, this.jwks, { ...options, algorithms: ['RS256', 'ES256'] }));
+        }
       } else if ((alg === 'RS256' || alg === 'ES256') && this.jwks) {
         ({ payload } = await jwtVerify(token, this.jwks, { ...options, algorithms: ['RS256', 'ES256'] }));
       } else {
