@@ -3,7 +3,7 @@ import { startInstance, type Instance } from '../helpers/instance.js';
 import { freePort } from '../helpers/ports.js';
 import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startRedis, type PrivateRedis } from '../helpers/redis.js';
-import { startCutProxy, type CutProxy } from './proxy.js';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
 /** Exit code of the test-only crash-after-store hook (src/cli.ts). */
 export const FAULT_EXIT_CODE = 86;
@@ -18,9 +18,9 @@ export interface Slot {
   /** Set by a fault just before it ends the process on purpose. */
   expecting: ExpectedExit | undefined;
   /** Proxy between this instance and Redis (to cut this one instance off). */
-  redisProxy: CutProxy;
+  redisProxy: TcpProxy;
   /** Proxy between some clients and this instance (to drop those clients' network). */
-  clientProxy: CutProxy;
+  clientProxy: TcpProxy;
 }
 
 export interface Crash {
@@ -33,7 +33,7 @@ export interface Crash {
 export interface World {
   redis: PrivateRedis;
   db: TestDatabase;
-  pgProxy: CutProxy;
+  pgProxy: TcpProxy;
   slots: Slot[];
   channels: readonly string[];
   /** Direct URLs of the instances. */
@@ -72,7 +72,7 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     const db = await createDatabase('chaos');
     cleanups.push(() => db.drop());
     const pgTarget = new URL(db.url);
-    const pgProxy = await startCutProxy(Number(pgTarget.port || 5432), pgTarget.hostname);
+    const pgProxy = await startTcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
     cleanups.push(() => pgProxy.close());
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
     pool.on('error', () => undefined);
@@ -85,9 +85,9 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     const slots: Slot[] = [];
     for (let i = 0; i < o.instances; i++) {
       const port = await freePort();
-      const redisProxy = await startCutProxy(redis.port);
+      const redisProxy = await startTcpProxy('127.0.0.1', redis.port);
       cleanups.push(() => redisProxy.close());
-      const clientProxy = await startCutProxy(port);
+      const clientProxy = await startTcpProxy('127.0.0.1', port);
       cleanups.push(() => clientProxy.close());
       slots.push({ name: String.fromCharCode(65 + i), port, instance: undefined, expecting: undefined, redisProxy, clientProxy });
     }
