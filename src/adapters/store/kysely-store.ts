@@ -26,10 +26,11 @@ export interface KyselyStoreOptions {
   onClose?: () => Promise<void>;
 }
 
-type MessageRow = Database['messages'];
+export type MessageRow = Database['messages'];
 type ChannelRow = Database['channels'];
 
-const toMessage = (r: MessageRow): Message => ({
+/** A stored row as the wire's Message (BIGINT columns may arrive as strings or bigints). */
+export const toMessage = (r: MessageRow): Message => ({
   id: r.id,
   seq: Number(r.seq),
   channelId: r.channel_id,

@@ -2,27 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Message } from '../../protocol/events.js';
 import { StoreError, type AppendResult, type MessageDraft } from '../../ports/message-store.js';
-import { KyselyMessageStore, type KyselyStoreOptions } from './kysely-store.js';
-
-interface MessageRow {
-  id: string;
-  channel_id: string;
-  seq: number;
-  user_id: string;
-  content: string;
-  client_message_id: string;
-  created_at: number;
-}
-
-const toMessage = (r: MessageRow): Message => ({
-  id: r.id,
-  seq: Number(r.seq),
-  channelId: r.channel_id,
-  userId: r.user_id,
-  content: r.content,
-  timestamp: new Date(Number(r.created_at)).toISOString(),
-  clientMessageId: r.client_message_id,
-});
+import { KyselyMessageStore, toMessage, type KyselyStoreOptions, type MessageRow } from './kysely-store.js';
 
 /**
  * The Kysely store with `append` written directly against better-sqlite3: the same rules (seq
