@@ -9,7 +9,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 20_000,
-    reporters: ['default'],
+    // The JSON report lets .ci/run print a plain "N passed, N failed" summary line.
+    reporters: ['default', 'json'],
+    outputFile: { json: 'test-results/vitest.json' },
     pool: 'forks',
   },
 });
