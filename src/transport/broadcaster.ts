@@ -1,7 +1,7 @@
 import type { Message, ServerToClientEvents } from '../protocol/events.js';
 import type { Broadcaster } from '../ports/broadcaster.js';
 import type { Metrics } from '../metrics.js';
-import { batchRoom, channelRoom, userRoom } from './rooms.js';
+import { batchRoom, channelRoom, plainRoom, userRoom } from './rooms.js';
 import type { IoServer } from './types.js';
 
 /**
@@ -10,8 +10,8 @@ import type { IoServer } from './types.js';
  * `new_message`s are coalesced: those stored in one event-loop turn are buffered per channel and
  * flushed together at the end of the turn (setImmediate, so a lone message waits for no timer). When a
  * channel has several, clients that asked for batching (the `batchRoom`) get them in one `new_messages`
- * frame and the others get one `new_message` each; a single message goes to the whole room as a
- * plain `new_message`. One frame per batch instead of one per message is what makes fan-out cheap
+ * frame and the others (the `plainRoom`) get one `new_message` each; a single message goes to the
+ * whole room as a plain `new_message`. One frame per batch instead of one per message is what makes fan-out cheap
  * under load: the cost of a delivery is mostly the write to its socket (docs/performance.md).
  */
 export interface BroadcasterOptions {
@@ -61,7 +61,7 @@ export class SocketIoBroadcaster implements Broadcaster {
   }
 
   evict(channelId: string, userId: string): void {
-    this.io.in(userRoom(userId)).socketsLeave([channelRoom(channelId), batchRoom(channelId)]);
+    this.io.in(userRoom(userId)).socketsLeave([channelRoom(channelId), batchRoom(channelId), plainRoom(channelId)]);
   }
 
   private readonly flush = (): void => {
@@ -76,9 +76,8 @@ export class SocketIoBroadcaster implements Broadcaster {
         io.to(room).emit('new_message', messages[0]!);
         continue;
       }
-      const batch = batchRoom(channelId);
-      io.to(batch).emit('new_messages', messages);
-      const plain = io.to(room).except(batch);
+      io.to(batchRoom(channelId)).emit('new_messages', messages);
+      const plain = io.to(plainRoom(channelId));
       for (const m of messages) plain.emit('new_message', m);
     }
   };

@@ -8,7 +8,7 @@ import { EVENT_NAMES, type ClientEventName, type SocketData } from '../protocol/
 import { createSchemas, describeIssues, isTooLarge } from '../protocol/schemas.js';
 import type { Authenticator } from '../ports/authenticator.js';
 import { AuthError } from '../ports/authenticator.js';
-import { batchRoom, channelOfRoom, channelRoom, memberRooms, userRoom } from './rooms.js';
+import { channelOfRoom, channelRoom, memberRooms, userRoom } from './rooms.js';
 import { capOutgoing } from './slow-consumer.js';
 import type { IoServer, IoSocket } from './types.js';
 
@@ -179,7 +179,7 @@ export class SocketGateway {
       const room = channelRoom(channelId);
       if (!socket.rooms.has(room)) throw new SwitchboardError(ErrorCode.FORBIDDEN, 'Not joined to this channel');
       await socket.leave(room);
-      await socket.leave(batchRoom(channelId));
+      for (const r of memberRooms(channelId, socket.data.batch)) if (r !== room) await socket.leave(r);
       socket.emit('left', { channelId });
       // Presence and user_left follow from leaving the room (onLeaveRoom).
       return { channelId };
