@@ -464,7 +464,9 @@ async function main(): Promise<number> {
   const ref = summaries.find((s) => s.system === 'reference');
   const ratioMax = sb && ref ? sb.maxDeliveredPerS / ref.maxDeliveredPerS : NaN;
   const ratioCpu = sb && ref && sb.cpuUsPerDeliveryAt200 && ref.cpuUsPerDeliveryAt200 ? ref.cpuUsPerDeliveryAt200 / sb.cpuUsPerDeliveryAt200 : NaN;
-  const headline = `ratio max-delivered ${ratioMax.toFixed(2)} cpu-per-delivery ${ratioCpu.toFixed(2)}`;
+  // n/a: not measured in this run (e.g. --smoke never reaches the 200 sent/s step).
+  const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+  const headline = `ratio max-delivered ${fmt(ratioMax)} cpu-per-delivery ${fmt(ratioCpu)}`;
   const tableText = table(summaries);
   const results = { meta: { ...meta, durationS: (Date.now() - started) / 1000, loadAvgAtEnd: loadavg() }, headline: { ratioMaxDelivered: ratioMax, ratioCpuPerDelivery: ratioCpu }, summaries, reps };
   writeFileSync(join(outDir, 'results.json'), JSON.stringify(results, null, 2));

@@ -14,11 +14,11 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync, type W
 import { createServer } from 'node:net';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadOrCreateDevSecret } from '../src/dev-secret.js';
 import { freePort, REPO_ROOT, runHaproxy, runNginx, type NginxSticky, type RunningBalancer } from './lib/balancers.js';
 import { findBinary, MissingBinaryError } from './lib/binaries.js';
+import { privateRedisArgs, redisAnswers } from './lib/redis.js';
 
 const HELP = `npm run cluster -- [options]
 
@@ -128,7 +128,7 @@ async function startRedis(port: number | undefined) {
   const p = port ?? (await freePort());
   if (!(await portFree(p))) throw new UsageError(`port ${p} (redis) is in use; pass --redis-port with a free one`);
   step(`redis-server starting on 127.0.0.1:${p}`);
-  const proc = spawn(bin, ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'], {
+  const proc = spawn(bin, privateRedisArgs(p), {
     stdio: ['ignore', 'ignore', 'pipe'],
     detached: true,
   });
@@ -138,11 +138,7 @@ async function startRedis(port: number | undefined) {
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}: ${err.trim()}`);
-    const probe = new Redis({ port: p, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => undefined);
-    const pong = await probe.connect().then(() => probe.ping(), () => undefined);
-    probe.disconnect();
-    if (pong === 'PONG') break;
+    if (await redisAnswers(p)) break;
     if (Date.now() > deadline) throw new Error('redis-server did not answer PING within 10 s');
     await sleep(100);
   }

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import WebSocket from 'ws';
+import { privateRedisArgs, redisAnswers } from '../../scripts/lib/redis.js';
 import { freePort, onCleanup, startProcess, waitFor, type Proc } from './procs.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -80,20 +81,10 @@ async function probeSocketIo(url: string): Promise<boolean> {
 export async function startRedis(): Promise<{ url: string; proc: Proc; stop(): Promise<void> }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'sb-bench-redis-'));
-  const proc = startProcess('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], {
-    name: 'redis',
-  });
-  const { Redis } = await import('ioredis');
+  const proc = startProcess('/usr/bin/redis-server', privateRedisArgs(port, dir), { name: 'redis' });
   await waitFor(async () => {
     if (!proc.alive) throw new Error(`redis-server exited: ${proc.output().slice(-500)}`);
-    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      return (await probe.ping()) === 'PONG';
-    } finally {
-      probe.disconnect();
-    }
+    return redisAnswers(port);
   }, `redis-server on ${port}`);
   const stop = async () => {
     await proc.stop(1000);

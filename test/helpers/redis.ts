@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { privateRedisArgs, redisAnswers } from '../../scripts/lib/redis.js';
 import { requireBinary } from './binaries.js';
 import { freePort, waitFor } from './ports.js';
 
@@ -35,20 +36,11 @@ export async function startRedis(): Promise<PrivateRedis> {
   const clients: Redis[] = [];
 
   const launch = async () => {
-    proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--loglevel', 'warning'], {
-      stdio: 'ignore',
-    });
+    proc = spawn(bin, privateRedisArgs(port, dir), { stdio: 'ignore' });
     const p = proc;
     await waitFor(async () => {
       if (p.exitCode !== null) throw new Error(`redis-server exited with ${p.exitCode}`);
-      const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } finally {
-        probe.disconnect();
-      }
+      return redisAnswers(port);
     }, `redis-server on port ${port}`);
   };
   const kill = async () => {
