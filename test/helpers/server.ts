@@ -2,8 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { closeAllClients } from './client.js';
 import { TEST_SECRET } from './tokens.js';
 
 export interface TestServer {
@@ -36,5 +38,34 @@ export async function startServer(env: Record<string, string> = {}, options: App
       await app.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * For a describe block: starts a server before its tests, closes every client after each test and
+ * the server after the block. Read `url` / `app` inside tests (the server exists from beforeAll on).
+ */
+export function useServer(env: Record<string, string> = {}): TestServer {
+  let server: TestServer | undefined;
+  beforeAll(async () => {
+    server = await startServer(env);
+  });
+  afterEach(() => closeAllClients());
+  afterAll(async () => {
+    closeAllClients();
+    await server?.close();
+  });
+  const started = () => {
+    if (!server) throw new Error('useServer: the server starts in beforeAll; use it inside a test');
+    return server;
+  };
+  return {
+    get url() {
+      return started().url;
+    },
+    get app() {
+      return started().app;
+    },
+    close: () => started().close(),
   };
 }

@@ -7,7 +7,7 @@ import { ConfigError } from '../../src/config.js';
 import { AUTH_INVALID, AUTH_REQUIRED, ErrorCode } from '../../src/protocol/errors.js';
 import { createChannel, http, unique } from '../helpers/api.js';
 import { call, closeAllClients, connect } from '../helpers/client.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startServer, useServer, type TestServer } from '../helpers/server.js';
 import { TEST_SECRET, token } from '../helpers/tokens.js';
 
 const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
@@ -37,15 +37,7 @@ async function signWith(key: KeyObject | Uint8Array, alg: string, claims: Record
 }
 
 describe('handshake with HS256 (JWT_SECRET)', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterEach(() => closeAllClients());
-  afterAll(async () => {
-    closeAllClients();
-    await server?.close();
-  });
+  const server = useServer();
 
   it('a valid token in auth.token is accepted', async () => {
     const s = await connect(server.url, await token('alice'));
@@ -124,15 +116,7 @@ describe('handshake with HS256 (JWT_SECRET)', () => {
 });
 
 describe('private channels', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startServer();
-  });
-  afterEach(() => closeAllClients());
-  afterAll(async () => {
-    closeAllClients();
-    await server?.close();
-  });
+  const server = useServer();
 
   it('the JWT channels claim grants exactly the channels it names', async () => {
     const a = unique('claim-a');
@@ -281,15 +265,7 @@ describe('asymmetric keys', () => {
 });
 
 describe('issuer and audience (JWT_ISSUER, JWT_AUDIENCE)', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startServer({ JWT_ISSUER: 'https://id.example.test', JWT_AUDIENCE: 'switchboard' });
-  });
-  afterEach(() => closeAllClients());
-  afterAll(async () => {
-    closeAllClients();
-    await server?.close();
-  });
+  const server = useServer({ JWT_ISSUER: 'https://id.example.test', JWT_AUDIENCE: 'switchboard' });
 
   it('the right issuer and audience are accepted', async () => {
     const s = await connect(server.url, await token('iss-user', { issuer: 'https://id.example.test', audience: 'switchboard' }));
