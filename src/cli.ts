@@ -49,8 +49,8 @@ const FAULT_EXIT_CODE = 86;
  * after a message is stored and before it is broadcast or acknowledged. `0.01`: with that probability
  * per message; `nth:50`: at the 50th; `signal`: at the first message after a SIGUSR2. Ignored in production.
  */
-function crashAfterStoreHook(spec: string | undefined, logger: Logger): ((m: Message) => void) | undefined {
-  if (!spec || process.env['NODE_ENV'] === 'production') return undefined;
+function crashAfterStoreHook(spec: string | undefined, production: boolean, logger: Logger): ((m: Message) => void) | undefined {
+  if (!spec || production) return undefined;
   let armed: () => boolean;
   if (spec === 'signal') {
     let signalled = false;
@@ -77,7 +77,7 @@ function crashAfterStoreHook(spec: string | undefined, logger: Logger): ((m: Mes
 async function serve(): Promise<void> {
   const cfg = config();
   const logger = createLogger({ level: cfg.logLevel, instanceId: cfg.instanceId });
-  const afterStore = crashAfterStoreHook(process.env['SWITCHBOARD_FAULT_CRASH_AFTER_STORE'], logger);
+  const afterStore = crashAfterStoreHook(process.env['SWITCHBOARD_FAULT_CRASH_AFTER_STORE'], cfg.production, logger);
   let app: App;
   try {
     app = await createApp(cfg, { logger, ...(afterStore ? { afterStore } : {}) });
