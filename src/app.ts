@@ -15,7 +15,7 @@ import { openStore } from './adapters/store/index.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import type { Message } from './protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 import type { MessageStore } from './ports/message-store.js';
 import type { Presence } from './ports/presence.js';
 import { SocketIoBroadcaster } from './transport/broadcaster.js';
@@ -109,7 +109,7 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
           logger: logger.child({ component: 'presence' }),
         })
       : new MemoryPresence();
-    if (presence instanceof RedisPresence) await presence.heartbeat();
+    await presence.start();
     cleanups.push(() => presence.close());
 
     const auth = new JoseAuthenticator(config.jwt);

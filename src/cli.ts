@@ -6,7 +6,7 @@ import { HsTokenIssuer } from './adapters/auth/jose.js';
 import { openStore } from './adapters/store/index.js';
 import { loadOrCreateDevSecret } from './dev-secret.js';
 import { createLogger, type Logger } from './logger.js';
-import type { Message } from './protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 
 const HELP = `switchboard: a horizontally scalable real-time chat server
 

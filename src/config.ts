@@ -1,7 +1,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { CHANNEL_ID_PATTERN } from './protocol/schemas.js';
+import { CHANNEL_ID_PATTERN } from 'switchboard-client/protocol';
 
 /** A limit of `points` per `durationMs`, written `100/5s` in the environment. */
 export interface RateSpec {

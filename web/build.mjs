@@ -18,6 +18,8 @@ mkdirSync(join(here, 'dist'), { recursive: true });
 await esbuild.build({
   entryPoints: [entry],
   bundle: true,
+  // The SDK from its source (see packages/client/package.json's exports), so no prior build is needed.
+  conditions: ['switchboard:source'],
   format: 'esm',
   target: 'es2022',
   minify: true,

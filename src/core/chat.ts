@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
-import { ErrorCode, SwitchboardError } from '../protocol/errors.js';
-import type { HistoryResult, JoinResult, Message, PresenceUser, SendResult } from '../protocol/events.js';
-import { DEFAULT_PAGE, MAX_MISSED, MAX_PAGE } from '../protocol/schemas.js';
+import { ErrorCode, SwitchboardError, DEFAULT_PAGE, MAX_MISSED, MAX_PAGE, type HistoryResult, type JoinResult, type Message, type PresenceUser, type SendResult } from 'switchboard-client/protocol';
 import type { Principal } from '../ports/authenticator.js';
 import type { Broadcaster } from '../ports/broadcaster.js';
 import { StoreError, type AppendResult, type Channel, type MessageDraft, type MessageStore } from '../ports/message-store.js';

@@ -1,4 +1,4 @@
-import type { ServerToClientEvents } from '../protocol/events.js';
+import type { ServerToClientEvents } from 'switchboard-client/protocol';
 
 type EventArgs<E extends keyof ServerToClientEvents> = Parameters<ServerToClientEvents[E]>;
 

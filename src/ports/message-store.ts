@@ -1,4 +1,4 @@
-import type { Message } from '../protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 
 export interface Channel {
   id: string;

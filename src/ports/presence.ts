@@ -1,4 +1,4 @@
-import type { PresenceUser } from '../protocol/events.js';
+import type { PresenceUser } from 'switchboard-client/protocol';
 
 /**
  * Who is connected to which channel, counted in connections (sockets), across every instance that
@@ -11,6 +11,8 @@ import type { PresenceUser } from '../protocol/events.js';
  * - When the backend is unreachable the calls reject; the caller decides what to degrade.
  */
 export interface Presence {
+  /** Announces this instance before it serves anyone (Redis: the first heartbeat). Called once. */
+  start(): Promise<void>;
   /** Resolves true when this was the user's first connection in the channel, cluster-wide. */
   add(channelId: string, userId: string): Promise<boolean>;
   /** Resolves true when this was the user's last connection in the channel, cluster-wide. */

@@ -1,4 +1,4 @@
-import type { Message, ServerToClientEvents } from '../protocol/events.js';
+import type { Message, ServerToClientEvents } from 'switchboard-client/protocol';
 import type { Broadcaster } from '../ports/broadcaster.js';
 import type { Metrics } from '../metrics.js';
 import { batchRoom, channelRoom, plainRoom, userRoom } from './rooms.js';

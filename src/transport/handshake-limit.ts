@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import proxyaddr from '@fastify/proxy-addr';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import { ErrorCode } from '../protocol/errors.js';
+import { ErrorCode } from 'switchboard-client/protocol';
 import type { RateLimiter } from '../ports/rate-limiter.js';
 import type { SessionCheck } from './session-guard.js';
 

@@ -7,8 +7,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Chat } from '../core/chat.js';
 import type { Metrics } from '../metrics.js';
-import { ErrorCode, HTTP_STATUS, SwitchboardError, type ErrorBody } from '../protocol/errors.js';
-import { channelId as channelIdSchema, createSchemas, describeIssues, isTooLarge, userId as userIdSchema } from '../protocol/schemas.js';
+import { ErrorCode, HTTP_STATUS, SwitchboardError, type ErrorBody, channelId as channelIdSchema, createSchemas, describeIssues, isTooLarge, userId as userIdSchema } from 'switchboard-client/protocol';
 import { AuthError, type Authenticator, type Principal, type TokenIssuer } from '../ports/authenticator.js';
 
 export interface Readiness {

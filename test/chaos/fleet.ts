@@ -1,5 +1,5 @@
-import { createClient, isSwitchboardClientError, type SwitchboardClient } from '../../src/client/index.js';
-import type { Message } from '../../src/protocol/events.js';
+import { createClient, isSwitchboardClientError, type SwitchboardClient } from 'switchboard-client';
+import type { Message } from 'switchboard-client/protocol';
 import { token } from '../helpers/tokens.js';
 
 /** One chat user of the chaos run: an SDK client subscribed to every channel, sending steadily. */

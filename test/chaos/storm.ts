@@ -1,4 +1,4 @@
-import { createClient, type SwitchboardClient } from '../../src/client/index.js';
+import { createClient, type SwitchboardClient } from 'switchboard-client';
 import { sleep } from '../helpers/ports.js';
 import { token } from '../helpers/tokens.js';
 import type { World } from './world.js';

@@ -9,7 +9,7 @@
 import { Agent } from 'node:http';
 import { Fetch, io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import type { Message } from '../../src/protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 import { startHaproxy, startNginx, type Balancer } from '../helpers/balancer.js';
 import { call, closeAllClients, collect, connect, next, type TestSocket } from '../helpers/client.js';
 import type { Cluster } from '../helpers/instance.js';

@@ -1,5 +1,5 @@
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../src/protocol/events.js';
+import type { ClientToServerEvents, ServerToClientEvents } from 'switchboard-client/protocol';
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 

@@ -4,7 +4,7 @@ import { exportJWK, SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/config.js';
-import { AUTH_INVALID, AUTH_REQUIRED, ErrorCode } from '../../src/protocol/errors.js';
+import { AUTH_INVALID, AUTH_REQUIRED, ErrorCode } from 'switchboard-client/protocol';
 import { createChannel, http, unique } from '../helpers/api.js';
 import { call, closeAllClients, connect } from '../helpers/client.js';
 import { startServer, useServer, type TestServer } from '../helpers/server.js';

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { createClient, isSwitchboardClientError, type SwitchboardClient } from '../../src/client/index.js';
-import type { Message } from '../../src/protocol/events.js';
+import { createClient, isSwitchboardClientError, type SwitchboardClient } from 'switchboard-client';
+import type { Message } from 'switchboard-client/protocol';
 import { closeAllClients, collect, connect } from '../helpers/client.js';
 import { startInstance, type Cluster, type Instance } from '../helpers/instance.js';
 import { sleep, waitFor } from '../helpers/ports.js';

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode } from '../../src/protocol/errors.js';
-import type { Message } from '../../src/protocol/events.js';
+import { ErrorCode } from 'switchboard-client/protocol';
+import type { Message } from 'switchboard-client/protocol';
 import { createChannel, publishMany, unique } from '../helpers/api.js';
 import { call, closeAllClients, collect, connect, next, type TestSocket } from '../helpers/client.js';
 import { createDatabase, PG_ADMIN_URL, type TestDatabase } from '../helpers/postgres.js';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ErrorCode } from '../../src/protocol/errors.js';
-import { EVENT_NAMES } from '../../src/protocol/events.js';
+import { ErrorCode } from 'switchboard-client/protocol';
+import { EVENT_NAMES } from 'switchboard-client/protocol';
 import { call, closeAllClients, connect, type TestSocket } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { token } from '../helpers/tokens.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Message } from '../../src/protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 import { adminToken, createChannel, http, publishMany, unique, type JsonResponse } from '../helpers/api.js';
 import { call, closeAllClients, connect, next } from '../helpers/client.js';
 import { createDatabase, PG_ADMIN_URL, type TestDatabase } from '../helpers/postgres.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import type { Message } from '../../src/protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 import { call, closeAllClients, collect, connect, type TestSocket } from '../helpers/client.js';
 import type { Cluster } from '../helpers/instance.js';
 import { waitFor } from '../helpers/ports.js';

@@ -3,8 +3,8 @@
 // another drained with SIGTERM. Every resolved send must reach every subscriber exactly once, in seq
 // order; every failed send must reject with a typed error; none may hang.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, SwitchboardClientError, type SwitchboardClient } from '../../src/client/index.js';
-import type { Message } from '../../src/protocol/events.js';
+import { createClient, SwitchboardClientError, type SwitchboardClient } from 'switchboard-client';
+import type { Message } from 'switchboard-client/protocol';
 import type { Cluster } from '../helpers/instance.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 import { startStack, type Stack } from '../helpers/stack.js';

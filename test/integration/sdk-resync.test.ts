@@ -3,8 +3,8 @@
 // keeps nothing). When Redis is back the instances send `resync`; the SDK fetches what it missed,
 // without reconnecting and without a later message to reveal the gap.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, type ConnectionStatus, type SwitchboardClient } from '../../src/client/index.js';
-import type { Message } from '../../src/protocol/events.js';
+import { createClient, type ConnectionStatus, type SwitchboardClient } from 'switchboard-client';
+import type { Message } from 'switchboard-client/protocol';
 import { call, closeAllClients, connect } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
 import { createDatabase, type TestDatabase } from '../helpers/postgres.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CHANNEL_ID_PATTERN, charLength, createSchemas, describeIssues, isTooLarge } from '../../src/protocol/schemas.js';
+import { CHANNEL_ID_PATTERN, charLength, createSchemas, describeIssues, isTooLarge } from 'switchboard-client/protocol';
 
 const schemas = createSchemas();
 const send = (over: Record<string, unknown>) => schemas.sendMessage.safeParse({ channelId: 'general', content: 'hi', clientMessageId: 'c1', ...over });

@@ -1,5 +1,5 @@
 // The demo page: a small chat built on the SDK. Everything user-supplied is inserted as text, never HTML.
-import { createClient, type ConnectionState, type Message, type SwitchboardClient } from '../../src/client/index.js';
+import { createClient, type ConnectionState, type Message, type SwitchboardClient } from 'switchboard-client';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const banner = $<HTMLParagraphElement>('banner');

@@ -1,9 +1,13 @@
-import type { PresenceUser } from '../../protocol/events.js';
+import type { PresenceUser } from 'switchboard-client/protocol';
 import type { Presence } from '../../ports/presence.js';
 
 /** Presence for a single instance: plain counts in memory. */
 export class MemoryPresence implements Presence {
   private readonly channels = new Map<string, Map<string, number>>();
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
 
   add(channelId: string, userId: string): Promise<boolean> {
     let users = this.channels.get(channelId);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { PresenceUser } from '../../protocol/events.js';
+import type { PresenceUser } from 'switchboard-client/protocol';
 import type { Presence } from '../../ports/presence.js';
 
 /** The slice of ioredis this adapter uses. */
@@ -98,6 +98,10 @@ export class RedisPresence implements Presence {
   }
   private hashPrefix(channelId: string) {
     return `${this.prefix}p:{${channelId}}:u:`;
+  }
+
+  async start(): Promise<void> {
+    await this.heartbeat();
   }
 
   /** Marks this instance alive; resolves false when Redis did not answer. */

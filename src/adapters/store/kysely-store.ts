@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Migrator, sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import type { Message } from '../../protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 import {
   StoreError,
   type AppendResult,

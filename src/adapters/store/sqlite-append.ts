@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Message } from '../../protocol/events.js';
+import type { Message } from 'switchboard-client/protocol';
 import { StoreError, type AppendResult, type MessageDraft } from '../../ports/message-store.js';
 import { KyselyMessageStore, toMessage, type KyselyStoreOptions, type MessageRow } from './kysely-store.js';
 

@@ -1,4 +1,4 @@
-import type { Message } from '../protocol/events.js';
+import type { Message } from './protocol/events.js';
 
 /**
  * One channel's ordered, de-duplicated message stream. Messages arrive from anywhere (live frames,

@@ -1,4 +1,4 @@
-import type { ErrorBody, ErrorCode } from '../protocol/errors.js';
+import type { ErrorBody, ErrorCode } from './protocol/errors.js';
 
 /**
  * The server's error codes, plus three of the client's own:

@@ -1,5 +1,5 @@
 import { io, type Socket } from 'socket.io-client';
-import { AUTH_INVALID, AUTH_REQUIRED, type ErrorBody } from '../protocol/errors.js';
+import { AUTH_INVALID, AUTH_REQUIRED, type ErrorBody } from './protocol/errors.js';
 import type {
   AckResponse,
   ChannelEvent,
@@ -12,7 +12,7 @@ import type {
   PresenceUser,
   SendResult,
   ServerToClientEvents,
-} from '../protocol/events.js';
+} from './protocol/events.js';
 import { SwitchboardClientError } from './errors.js';
 import { backoff, DEFAULT_OPTIONS, type ClientOptions, type CreateClientOptions } from './options.js';
 import { ChannelStream } from './stream.js';
