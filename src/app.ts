@@ -196,7 +196,7 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
       messageLimiter: new FlexibleRateLimiter(config.limits.messages, { name: 'messages', redis: redis?.pub, linkUp: () => health?.isUp ?? true }),
       logger: logger.child({ component: 'chat' }),
       onStoreBatch: (size, ms) => {
-        metrics.storeLatency.observe(ms);
+        metrics.storeLatency.observe(ms / 1000);
         metrics.storeBatchSize.observe(size);
       },
       onStored: (duplicate) => (duplicate ? metrics.messagesDuplicate : metrics.messagesStored).inc(),

@@ -1,11 +1,23 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from './version.js';
 
-/** Every metric the server exports, on one registry owned by the app (no global state). */
+/**
+ * Every metric the server exports, on one registry owned by the app (no global state).
+ *
+ * Prometheus conventions: durations in seconds (`_seconds`), counters end in `_total`, and no series
+ * carries an `instance` label of its own (Prometheus adds the scrape target's); the instance id is
+ * one label of `switchboard_build_info`, to join on. Every label value comes from a fixed set.
+ */
 export function createMetrics(instanceId: string) {
   const registry = new Registry();
-  registry.setDefaultLabels({ instance: instanceId });
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
-  const ms = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+  const seconds = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+  new Gauge({
+    name: 'switchboard_build_info',
+    help: 'Always 1; the labels say which version runs, on which Node.js, as which instance (INSTANCE_ID)',
+    labelNames: ['version', 'nodejs_version', 'instance_id'] as const,
+    registers: [registry],
+  }).set({ version: VERSION, nodejs_version: process.version, instance_id: instanceId }, 1);
   return {
     registry,
     connections: new Gauge({ name: 'switchboard_connections', help: 'Open Socket.IO connections on this instance', registers: [registry] }),
@@ -32,16 +44,16 @@ export function createMetrics(instanceId: string) {
       registers: [registry],
     }),
     ackLatency: new Histogram({
-      name: 'switchboard_ack_latency_ms',
-      help: 'Time from receiving an event to acknowledging it',
+      name: 'switchboard_ack_duration_seconds',
+      help: 'Time from receiving a client event to acknowledging it, by event',
       labelNames: ['event'] as const,
-      buckets: ms,
+      buckets: seconds,
       registers: [registry],
     }),
     storeLatency: new Histogram({
-      name: 'switchboard_store_latency_ms',
+      name: 'switchboard_store_write_duration_seconds',
       help: 'Duration of store writes (one batch each)',
-      buckets: ms,
+      buckets: seconds,
       registers: [registry],
     }),
     storeBatchSize: new Histogram({

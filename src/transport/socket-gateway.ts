@@ -277,7 +277,7 @@ export class SocketGateway {
         settled = Promise.resolve(fn(parsed.data)).then(
           (result) => {
             ack?.({ ok: true, ...result });
-            this.metrics.ackLatency.observe({ event }, performance.now() - started);
+            this.metrics.ackLatency.observe({ event }, (performance.now() - started) / 1000);
           },
           (err: unknown) => this.fail(socket, event, err, ack),
         );

@@ -61,16 +61,21 @@ describe('HTTP on one server', () => {
         'switchboard_messages_received_total',
         'switchboard_messages_stored_total',
         'switchboard_messages_delivered_total',
-        'switchboard_ack_latency_ms_bucket',
-        'switchboard_store_latency_ms_bucket',
+        'switchboard_ack_duration_seconds_bucket',
+        'switchboard_store_write_duration_seconds_bucket',
+        'switchboard_build_info',
         'process_cpu_user_seconds_total',
         'nodejs_eventloop_lag_seconds',
       ]) {
         expect(text).toMatch(new RegExp(`^# TYPE ${name.replace(/_bucket$/, '')} `, 'm'));
       }
-      const stored = /^switchboard_messages_stored_total\{[^}]*\} (\d+)$/m.exec(text);
+      const stored = /^switchboard_messages_stored_total (\d+)$/m.exec(text);
       expect(Number(stored?.[1])).toBeGreaterThanOrEqual(1);
-      expect(text).toMatch(/^switchboard_connections\{instance="http-test-1"\} [1-9]/m);
+      expect(text).toMatch(/^switchboard_connections [1-9]/m);
+      // No series carries its own `instance` label (it would clash with Prometheus's target label);
+      // the instance id is on build_info, with the version.
+      expect(text).not.toMatch(/\binstance="/);
+      expect(text).toMatch(/^switchboard_build_info\{version="\d+\.\d+\.\d+",nodejs_version="v\d+[^"]*",instance_id="http-test-1"\} 1$/m);
     });
   });
 
