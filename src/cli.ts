@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { createApp, type App } from './app.js';
-import { ConfigError, hasJwtConfig, loadConfig, type Config, type CrashAfterStoreSpec } from './config.js';
+import { ConfigError, loadConfig, type Config, type CrashAfterStoreSpec } from './config.js';
 import { HsTokenIssuer } from './adapters/auth/jose.js';
 import { openStore } from './adapters/store/index.js';
-import { loadOrCreateDevSecret } from './dev-secret.js';
+import { resolveJwt } from './dev-secret.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Message } from 'switchboard-client/protocol';
 
@@ -159,10 +159,9 @@ async function token(args: string[]): Promise<void> {
   });
   const userId = positionals[0];
   if (!userId) fail('token needs a user id: switchboard token <userId> [--channels a,b] [--admin] [--ttl seconds]');
-  const cfg = config();
-  if (!cfg.jwt.secret && hasJwtConfig(cfg)) fail('token signs with JWT_SECRET (HS256); this configuration has only public keys');
-  if (!cfg.jwt.secret && cfg.production) fail('token needs JWT_SECRET in production');
-  const secret = cfg.jwt.secret ?? loadOrCreateDevSecret(cfg.dataDir);
+  const cfg = resolveJwt(config());
+  const secret = cfg.jwt.secret;
+  if (!secret) fail('token signs with JWT_SECRET (HS256); this configuration has only public keys');
   const ttl = values.ttl === undefined ? 3600 : Number(values.ttl);
   if (!Number.isInteger(ttl) || ttl < 1) fail('--ttl takes a whole number of seconds');
   const jwt = await new HsTokenIssuer(secret, cfg.jwt).issue({
