@@ -2,7 +2,6 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Server } from 'socket.io';
 import type { Config } from './config.js';
-import { withDevSecret, hasJwtConfig } from './config.js';
 import { Chat } from './core/chat.js';
 import { HsTokenIssuer, JoseAuthenticator } from './adapters/auth/jose.js';
 import { MemoryPresence } from './adapters/presence/memory.js';
@@ -12,7 +11,7 @@ import { createRedisAdapter } from './adapters/redis/adapter.js';
 import { connectRedis, redact, type RedisLinks } from './adapters/redis/connection.js';
 import { BrokerHealth } from './adapters/redis/health.js';
 import { openStore } from './adapters/store/index.js';
-import { loadOrCreateDevSecret } from './dev-secret.js';
+import { resolveJwt } from './dev-secret.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { Message } from 'switchboard-client/protocol';
@@ -70,11 +69,7 @@ const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
  * runs migrations, builds HTTP + Socket.IO on one server; does not listen until `listen()`.
  */
 export async function createApp(inputConfig: Readonly<Config>, options: AppOptions = {}): Promise<App> {
-  let config = inputConfig;
-  if (!hasJwtConfig(config)) {
-    if (config.production) throw new Error('JWT configuration is required in production');
-    config = withDevSecret(config, loadOrCreateDevSecret(config.dataDir));
-  }
+  const config = resolveJwt(inputConfig);
   const logger = options.logger ?? createLogger({ level: config.logLevel, instanceId: config.instanceId });
   const metrics = createMetrics(config.instanceId);
 

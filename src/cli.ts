@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { createApp, type App } from './app.js';
-import { ConfigError, hasJwtConfig, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, type Config, type CrashAfterStoreSpec } from './config.js';
 import { HsTokenIssuer } from './adapters/auth/jose.js';
 import { openStore } from './adapters/store/index.js';
-import { loadOrCreateDevSecret } from './dev-secret.js';
+import { resolveJwt } from './dev-secret.js';
 import { createLogger, type Logger } from './logger.js';
 import type { Message } from 'switchboard-client/protocol';
 
@@ -44,28 +44,31 @@ function config(): Readonly<Config> {
 /** Exit code of a crash the test-only fault hook caused (the chaos suite tells it from a real crash). */
 const FAULT_EXIT_CODE = 86;
 
+/** Whether the fault hook fires at this stored message. */
+function armedBy(spec: CrashAfterStoreSpec): () => boolean {
+  switch (spec.kind) {
+    case 'signal': {
+      let signalled = false;
+      process.on('SIGUSR2', () => (signalled = true));
+      return () => signalled;
+    }
+    case 'nth': {
+      let count = 0;
+      return () => ++count === spec.n;
+    }
+    case 'probability':
+      return () => Math.random() < spec.p;
+  }
+}
+
 /**
  * Test-only fault hook, for the chaos suite: SWITCHBOARD_FAULT_CRASH_AFTER_STORE makes the process die
- * after a message is stored and before it is broadcast or acknowledged. `0.01`: with that probability
- * per message; `nth:50`: at the 50th; `signal`: at the first message after a SIGUSR2. Ignored in production.
+ * after a message is stored and before it is broadcast or acknowledged. Ignored in production.
  */
-function crashAfterStoreHook(spec: string | undefined, production: boolean, logger: Logger): ((m: Message) => void) | undefined {
-  if (!spec || production) return undefined;
-  let armed: () => boolean;
-  if (spec === 'signal') {
-    let signalled = false;
-    process.on('SIGUSR2', () => (signalled = true));
-    armed = () => signalled;
-  } else if (/^nth:\d+$/.test(spec)) {
-    let count = 0;
-    const n = Number(spec.slice(4));
-    armed = () => ++count === n;
-  } else if (/^(0(\.\d+)?|1)$/.test(spec)) {
-    const p = Number(spec);
-    armed = () => Math.random() < p;
-  } else {
-    fail('invalid configuration: SWITCHBOARD_FAULT_CRASH_AFTER_STORE: expected a probability (0.01), nth:<N> or signal');
-  }
+function crashAfterStoreHook(cfg: Readonly<Config>, logger: Logger): ((m: Message) => void) | undefined {
+  const spec = cfg.faultCrashAfterStore;
+  if (!spec || cfg.production) return undefined;
+  const armed = armedBy(spec);
   logger.warn({ spec }, 'test-only fault hook on: this process will crash after storing a message (SWITCHBOARD_FAULT_CRASH_AFTER_STORE)');
   return (m) => {
     if (!armed()) return;
@@ -77,7 +80,7 @@ function crashAfterStoreHook(spec: string | undefined, production: boolean, logg
 async function serve(): Promise<void> {
   const cfg = config();
   const logger = createLogger({ level: cfg.logLevel, instanceId: cfg.instanceId });
-  const afterStore = crashAfterStoreHook(process.env['SWITCHBOARD_FAULT_CRASH_AFTER_STORE'], cfg.production, logger);
+  const afterStore = crashAfterStoreHook(cfg, logger);
   let app: App;
   try {
     app = await createApp(cfg, { logger, ...(afterStore ? { afterStore } : {}) });
@@ -156,10 +159,9 @@ async function token(args: string[]): Promise<void> {
   });
   const userId = positionals[0];
   if (!userId) fail('token needs a user id: switchboard token <userId> [--channels a,b] [--admin] [--ttl seconds]');
-  const cfg = config();
-  if (!cfg.jwt.secret && hasJwtConfig(cfg)) fail('token signs with JWT_SECRET (HS256); this configuration has only public keys');
-  if (!cfg.jwt.secret && cfg.production) fail('token needs JWT_SECRET in production');
-  const secret = cfg.jwt.secret ?? loadOrCreateDevSecret(cfg.dataDir);
+  const cfg = resolveJwt(config());
+  const secret = cfg.jwt.secret;
+  if (!secret) fail('token signs with JWT_SECRET (HS256); this configuration has only public keys');
   const ttl = values.ttl === undefined ? 3600 : Number(values.ttl);
   if (!Number.isInteger(ttl) || ttl < 1) fail('--ttl takes a whole number of seconds');
   const jwt = await new HsTokenIssuer(secret, cfg.jwt).issue({

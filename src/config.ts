@@ -1,15 +1,9 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { hostname } from 'node:os';
-import { z } from 'zod';
-import { CHANNEL_ID_PATTERN } from 'switchboard-client/protocol';
+import type { KeyObject } from 'node:crypto';
+import { ENV_TABLE, type DefaultContext, type Env, type EnvName } from './config/table.js';
+import type { CrashAfterStoreSpec, RateSpec, RedisAdapterKind } from './config/rules.js';
 
-/** A limit of `points` per `durationMs`, written `100/5s` in the environment. */
-export interface RateSpec {
-  points: number;
-  durationMs: number;
-}
-
-export type RedisAdapterKind = 'sharded' | 'classic' | 'streams';
+export { ENV_TABLE, type EnvName, type EnvVariable } from './config/table.js';
+export type { CrashAfterStoreSpec, RateSpec, RedisAdapterKind } from './config/rules.js';
 
 export interface JwtConfig {
   /** HS256 key (UTF-8 bytes of JWT_SECRET, ≥ 32 bytes). */
@@ -24,7 +18,7 @@ export interface JwtConfig {
   audience: string | undefined;
 }
 
-/** One validated, frozen object; nothing else in the server reads process.env. */
+/** One validated, frozen object: the server reads its environment only through loadConfig. */
 export interface Config {
   production: boolean;
   port: number;
@@ -68,6 +62,8 @@ export interface Config {
     /** Packets queued towards one client before it is dropped as a slow consumer. */
     outgoingPackets: number;
   };
+  /** Test-only fault hook (SWITCHBOARD_FAULT_CRASH_AFTER_STORE); the CLI ignores it in production. */
+  faultCrashAfterStore: CrashAfterStoreSpec | undefined;
 }
 
 export class ConfigError extends Error {
@@ -77,165 +73,104 @@ export class ConfigError extends Error {
   }
 }
 
-const int = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
+const NAMES = Object.keys(ENV_TABLE) as EnvName[];
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-const rate = z
-  .string()
-  .regex(/^\d+\/\d+(ms|s|m|h)$/, 'must look like 100/5s (points per duration; units ms, s, m, h)')
-  .transform((v): RateSpec => {
-    const [, points, amount, unit] = /^(\d+)\/(\d+)(ms|s|m|h)$/.exec(v)!;
-    return { points: Number(points), durationMs: Number(amount) * UNITS[unit!]! };
-  })
-  .refine((r) => r.points >= 1 && r.durationMs >= 1, 'points and duration must be positive');
-
-const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
-
-const list = z
-  .string()
-  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
-
-/** The environment table: every variable the server reads, with its rule. Defaults live in loadConfig. */
-const envSchema = z.object({
-  NODE_ENV: z.string().optional(),
-  PORT: int(0, 65535).optional(),
-  HOST: z.string().min(1).optional(),
-  INSTANCE_ID: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . : -').optional(),
-  DATABASE_URL: z
-    .string()
-    .refine((v) => /^sqlite:.+/.test(v) || /^postgres(ql)?:\/\/.+/.test(v), 'must be sqlite:<path> or postgres://…')
-    .optional(),
-  REDIS_URL: z.string().refine((v) => /^rediss?:\/\/.+/.test(v), 'must be redis://… or rediss://…').optional(),
-  REDIS_ADAPTER: z.enum(['sharded', 'classic', 'streams']).optional(),
-  DATA_DIR: z.string().min(1).optional(),
-  JWT_SECRET: z
-    .string()
-    .refine((v) => Buffer.byteLength(v, 'utf8') >= 32, 'must be at least 32 bytes (UTF-8) long')
-    .optional(),
-  JWT_PUBLIC_KEY: z.string().optional(),
-  JWKS_URL: z.string().url('must be an http(s) URL').optional(),
-  JWT_ISSUER: z.string().min(1).optional(),
-  JWT_AUDIENCE: z.string().min(1).optional(),
-  ALLOWED_ORIGIN: list
-    .refine((l) => !l.includes('*'), "must list exact origins; '*' cannot be combined with credentials")
-    .refine((l) => l.every((o) => /^https?:\/\/[^/\s]+$/.test(o)), 'must be a comma list of origins like https://chat.example.com')
-    .optional(),
-  TRUST_PROXY: list.optional(),
-  PING_INTERVAL_MS: int(1000, 600_000).optional(),
-  PING_TIMEOUT_MS: int(1000, 600_000).optional(),
-  SHUTDOWN_NOTICE_MS: int(0, 600_000).optional(),
-  SHUTDOWN_TIMEOUT_MS: int(1000, 3_600_000).optional(),
-  MAX_MESSAGE_LENGTH: int(1, 100_000).optional(),
-  MAX_FRAME_BYTES: int(1024, 100 * 1024 * 1024).optional(),
-  DEFAULT_CHANNELS: list
-    .refine((l) => l.every((c) => CHANNEL_ID_PATTERN.test(c)), 'channel ids are 1-64 characters of A-Z a-z 0-9 _ - . :')
-    .optional(),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
-  DEMO: bool.optional(),
-  PRESENCE_TTL_MS: int(1500, 30_000).optional(),
-  RATE_LIMIT_MESSAGES: rate.optional(),
-  RATE_LIMIT_EVENTS: rate.optional(),
-  RATE_LIMIT_HANDSHAKES: rate.optional(),
-  MAX_CONNECTIONS_PER_USER: int(1, 100_000).optional(),
-  MAX_CHANNELS_PER_SOCKET: int(1, 100_000).optional(),
-  MAX_OUTGOING_BYTES: int(65_536, 1024 * 1024 * 1024).optional(),
-  MAX_OUTGOING_PACKETS: int(16, 10_000_000).optional(),
-});
-
-export const ENV_VARIABLES = Object.keys(envSchema.shape);
-
-function parsePublicKey(pem: string): { key: KeyObject; alg: 'RS256' | 'ES256' } {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(pem.replace(/\\n/g, '\n'));
-  } catch {
-    throw new ConfigError('JWT_PUBLIC_KEY', 'is not a PEM public key (expected -----BEGIN PUBLIC KEY-----)');
+/** The set variables, each through its rule. Empty strings count as unset, the way shells and compose files write "VAR=". */
+function parseSet(env: Record<string, string | undefined>): Partial<Env> {
+  const set: Partial<Record<EnvName, unknown>> = {};
+  for (const name of NAMES) {
+    const text = env[name];
+    if (text === undefined || text === '') continue;
+    const parsed = ENV_TABLE[name].rule.safeParse(text);
+    if (!parsed.success) throw new ConfigError(name, parsed.error.issues[0]!.message);
+    set[name] = parsed.data;
   }
-  if (key.asymmetricKeyType === 'rsa') return { key, alg: 'RS256' };
-  if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return { key, alg: 'ES256' };
-  throw new ConfigError('JWT_PUBLIC_KEY', 'must be an RSA key (RS256) or a P-256 EC key (ES256)');
+  return set as Partial<Env>;
+}
+
+/** Every variable: its set value, else its default. */
+function withDefaults(set: Partial<Env>): Env {
+  const context: DefaultContext = { production: set.NODE_ENV === 'production', dataDir: set.DATA_DIR ?? ENV_TABLE.DATA_DIR.fallback() };
+  return Object.fromEntries(NAMES.map((name) => [name, name in set ? set[name] : ENV_TABLE[name].fallback(context)])) as Env;
+}
+
+/** The rules across variables. */
+function checkAcross(config: Config): void {
+  requireJwtInProduction(config);
+  if (config.shutdownNoticeMs >= config.shutdownTimeoutMs) {
+    throw new ConfigError('SHUTDOWN_NOTICE_MS', `must be below SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs})`);
+  }
+}
+
+/** The Config the rest of src/ reads, field by field from the table's values (rules and defaults stay in the table). */
+function toConfig(e: Env): Config {
+  return {
+    production: e.NODE_ENV === 'production',
+    port: e.PORT,
+    host: e.HOST,
+    instanceId: e.INSTANCE_ID,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    redisAdapter: e.REDIS_ADAPTER,
+    dataDir: e.DATA_DIR,
+    jwt: Object.freeze({
+      secret: e.JWT_SECRET,
+      secretIsDev: false,
+      publicKey: e.JWT_PUBLIC_KEY?.key,
+      publicKeyAlg: e.JWT_PUBLIC_KEY?.alg,
+      jwksUrl: e.JWKS_URL,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+    }),
+    allowedOrigins: typeof e.ALLOWED_ORIGIN === 'string' ? e.ALLOWED_ORIGIN : Object.freeze(e.ALLOWED_ORIGIN),
+    trustProxy: Object.freeze(e.TRUST_PROXY ?? []),
+    pingIntervalMs: e.PING_INTERVAL_MS,
+    pingTimeoutMs: e.PING_TIMEOUT_MS,
+    shutdownNoticeMs: e.SHUTDOWN_NOTICE_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    maxMessageLength: e.MAX_MESSAGE_LENGTH,
+    maxFrameBytes: e.MAX_FRAME_BYTES,
+    defaultChannels: Object.freeze(e.DEFAULT_CHANNELS),
+    logLevel: e.LOG_LEVEL,
+    demo: e.DEMO,
+    presenceTtlMs: e.PRESENCE_TTL_MS,
+    limits: Object.freeze({
+      messages: e.RATE_LIMIT_MESSAGES,
+      events: e.RATE_LIMIT_EVENTS,
+      handshakesPerIp: e.RATE_LIMIT_HANDSHAKES,
+      connectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
+      channelsPerSocket: e.MAX_CHANNELS_PER_SOCKET,
+      outgoingBytes: e.MAX_OUTGOING_BYTES,
+      outgoingPackets: e.MAX_OUTGOING_PACKETS,
+    }),
+    faultCrashAfterStore: e.SWITCHBOARD_FAULT_CRASH_AFTER_STORE,
+  };
 }
 
 /**
- * Validates the environment into a frozen Config. Throws ConfigError naming the first bad variable.
- * Pure: reads nothing but `env` (the development JWT secret is resolved by the app at start-up).
+ * Validates the environment against ENV_TABLE into a frozen Config. Throws ConfigError naming the
+ * first bad variable. Pure: reads nothing but `env` (resolveJwt, in dev-secret.ts, fills in the
+ * development JWT secret at start-up).
  */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {
-  // Empty strings count as unset, the way shells and compose files write "VAR=".
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(String(issue.path[0] ?? 'environment'), issue.message);
-  }
-  const e = parsed.data;
-  const production = e.NODE_ENV === 'production';
-  const pk = e.JWT_PUBLIC_KEY ? parsePublicKey(e.JWT_PUBLIC_KEY) : undefined;
-  if (production && !e.JWT_SECRET && !pk && !e.JWKS_URL) {
+  const config = toConfig(withDefaults(parseSet(env)));
+  checkAcross(config);
+  return Object.freeze(config);
+}
+
+export const hasJwtConfig = (c: Config): boolean => Boolean(c.jwt.secret || c.jwt.publicKey || c.jwt.jwksUrl);
+
+/** The production-JWT rule: production runs only on the operator's JWT configuration, never on a generated secret. */
+export function requireJwtInProduction(config: Config): void {
+  if (config.production && !hasJwtConfig(config)) {
     throw new ConfigError(
       'JWT_SECRET',
       'NODE_ENV=production needs JWT configuration: set JWT_SECRET (HS256, ≥ 32 bytes), JWT_PUBLIC_KEY (PEM) or JWKS_URL',
     );
   }
-  const shutdownNoticeMs = e.SHUTDOWN_NOTICE_MS ?? 2000;
-  const shutdownTimeoutMs = e.SHUTDOWN_TIMEOUT_MS ?? 30000;
-  if (shutdownNoticeMs >= shutdownTimeoutMs) {
-    throw new ConfigError('SHUTDOWN_NOTICE_MS', `must be below SHUTDOWN_TIMEOUT_MS (${shutdownTimeoutMs})`);
-  }
-  const pingIntervalMs = e.PING_INTERVAL_MS ?? 10000;
-  const dataDir = e.DATA_DIR ?? './data';
-
-  const config: Config = {
-    production,
-    port: e.PORT ?? 3000,
-    host: e.HOST ?? '0.0.0.0',
-    instanceId: e.INSTANCE_ID ?? `${hostname()}-${process.pid}`,
-    databaseUrl: e.DATABASE_URL ?? `sqlite:${dataDir}/switchboard.db`,
-    redisUrl: e.REDIS_URL,
-    redisAdapter: e.REDIS_ADAPTER ?? 'sharded',
-    dataDir,
-    jwt: Object.freeze({
-      secret: e.JWT_SECRET,
-      secretIsDev: false,
-      publicKey: pk?.key,
-      publicKeyAlg: pk?.alg,
-      jwksUrl: e.JWKS_URL ? new URL(e.JWKS_URL) : undefined,
-      issuer: e.JWT_ISSUER,
-      audience: e.JWT_AUDIENCE,
-    }),
-    allowedOrigins: e.ALLOWED_ORIGIN ? Object.freeze(e.ALLOWED_ORIGIN) : production ? 'same-origin' : 'dev-localhost',
-    trustProxy: Object.freeze(e.TRUST_PROXY ?? []),
-    pingIntervalMs,
-    pingTimeoutMs: e.PING_TIMEOUT_MS ?? 20000,
-    shutdownNoticeMs,
-    shutdownTimeoutMs,
-    maxMessageLength: e.MAX_MESSAGE_LENGTH ?? 4000,
-    maxFrameBytes: e.MAX_FRAME_BYTES ?? 65536,
-    defaultChannels: Object.freeze(e.DEFAULT_CHANNELS ?? ['general', 'random']),
-    logLevel: e.LOG_LEVEL ?? 'info',
-    demo: e.DEMO ?? !production,
-    presenceTtlMs: e.PRESENCE_TTL_MS ?? 15_000,
-    limits: Object.freeze({
-      messages: e.RATE_LIMIT_MESSAGES ?? { points: 100, durationMs: 10_000 },
-      events: e.RATE_LIMIT_EVENTS ?? { points: 300, durationMs: 10_000 },
-      handshakesPerIp: e.RATE_LIMIT_HANDSHAKES ?? { points: 120, durationMs: 60_000 },
-      connectionsPerUser: e.MAX_CONNECTIONS_PER_USER ?? 50,
-      channelsPerSocket: e.MAX_CHANNELS_PER_SOCKET ?? 200,
-      outgoingBytes: e.MAX_OUTGOING_BYTES ?? 16 * 1024 * 1024,
-      outgoingPackets: e.MAX_OUTGOING_PACKETS ?? 10_000,
-    }),
-  };
-  return Object.freeze(config);
 }
 
 /** A copy of `config` with the development secret filled in. */
 export function withDevSecret(config: Readonly<Config>, secret: string): Readonly<Config> {
   return Object.freeze({ ...config, jwt: Object.freeze({ ...config.jwt, secret, secretIsDev: true }) });
 }
-
-export const hasJwtConfig = (c: Config): boolean => Boolean(c.jwt.secret || c.jwt.publicKey || c.jwt.jwksUrl);

@@ -1,20 +1,81 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { hostname } from 'node:os';
-import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.js';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, ENV_TABLE, loadConfig, type Config, type EnvName } from '../../src/config.js';
+import { resolveJwt } from '../../src/dev-secret.js';
 
 const SECRET = 'x'.repeat(32);
+const RSA_PEM = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
-/** The ConfigError loadConfig throws for `env` (fails when it does not throw one). */
-function configError(env: Record<string, string>): ConfigError {
+interface Sample {
+  /** What the variable is set to. */
+  value: string;
+  /** Where it lands in the Config. */
+  read: (c: Readonly<Config>) => unknown;
+  expected: unknown;
+}
+
+const sample = (value: string, read: Sample['read'], expected: unknown): Sample => ({ value, read, expected });
+
+/**
+ * A value for every variable of the table, none of them its default, and all valid together (and
+ * with any one left out): a variable added to the table without one here fails to typecheck.
+ */
+const SAMPLES: Record<EnvName, Sample> = {
+  PORT: sample('8080', (c) => c.port, 8080),
+  HOST: sample('127.0.0.1', (c) => c.host, '127.0.0.1'),
+  INSTANCE_ID: sample('node-a', (c) => c.instanceId, 'node-a'),
+  DATABASE_URL: sample('postgres://u@db:5432/chat', (c) => c.databaseUrl, 'postgres://u@db:5432/chat'),
+  REDIS_URL: sample('redis://cache:6379', (c) => c.redisUrl, 'redis://cache:6379'),
+  JWT_SECRET: sample(SECRET, (c) => c.jwt.secret, SECRET),
+  JWT_PUBLIC_KEY: sample(RSA_PEM, (c) => [c.jwt.publicKeyAlg, c.jwt.publicKey?.asymmetricKeyType], ['RS256', 'rsa']),
+  JWKS_URL: sample('https://id.example/jwks.json', (c) => c.jwt.jwksUrl?.href, 'https://id.example/jwks.json'),
+  JWT_ISSUER: sample('https://id.example', (c) => c.jwt.issuer, 'https://id.example'),
+  JWT_AUDIENCE: sample('chat', (c) => c.jwt.audience, 'chat'),
+  ALLOWED_ORIGIN: sample('https://a.example, https://b.example:8443', (c) => c.allowedOrigins, ['https://a.example', 'https://b.example:8443']),
+  PING_INTERVAL_MS: sample('5000', (c) => c.pingIntervalMs, 5000),
+  PING_TIMEOUT_MS: sample('6000', (c) => c.pingTimeoutMs, 6000),
+  SHUTDOWN_NOTICE_MS: sample('100', (c) => c.shutdownNoticeMs, 100),
+  // Above the notice's default, so that leaving SHUTDOWN_NOTICE_MS out stays valid.
+  SHUTDOWN_TIMEOUT_MS: sample('2500', (c) => c.shutdownTimeoutMs, 2500),
+  MAX_MESSAGE_LENGTH: sample('10', (c) => c.maxMessageLength, 10),
+  MAX_FRAME_BYTES: sample('2048', (c) => c.maxFrameBytes, 2048),
+  DEFAULT_CHANNELS: sample('lobby, ops:alerts', (c) => c.defaultChannels, ['lobby', 'ops:alerts']),
+  NODE_ENV: sample('production', (c) => c.production, true),
+  LOG_LEVEL: sample('debug', (c) => c.logLevel, 'debug'),
+  DATA_DIR: sample('/tmp/sb-data', (c) => c.dataDir, '/tmp/sb-data'),
+  REDIS_ADAPTER: sample('classic', (c) => c.redisAdapter, 'classic'),
+  TRUST_PROXY: sample('loopback, 10.0.0.0/8', (c) => c.trustProxy, ['loopback', '10.0.0.0/8']),
+  PRESENCE_TTL_MS: sample('3000', (c) => c.presenceTtlMs, 3000),
+  DEMO: sample('true', (c) => c.demo, true),
+  RATE_LIMIT_MESSAGES: sample('3/10s', (c) => c.limits.messages, { points: 3, durationMs: 10_000 }),
+  RATE_LIMIT_EVENTS: sample('7/500ms', (c) => c.limits.events, { points: 7, durationMs: 500 }),
+  RATE_LIMIT_HANDSHAKES: sample('9/2h', (c) => c.limits.handshakesPerIp, { points: 9, durationMs: 7_200_000 }),
+  MAX_CONNECTIONS_PER_USER: sample('5', (c) => c.limits.connectionsPerUser, 5),
+  MAX_CHANNELS_PER_SOCKET: sample('7', (c) => c.limits.channelsPerSocket, 7),
+  MAX_OUTGOING_BYTES: sample('65536', (c) => c.limits.outgoingBytes, 65536),
+  MAX_OUTGOING_PACKETS: sample('16', (c) => c.limits.outgoingPackets, 16),
+  SWITCHBOARD_FAULT_CRASH_AFTER_STORE: sample('nth:3', (c) => c.faultCrashAfterStore, { kind: 'nth', n: 3 }),
+};
+
+const SAMPLE_ENV: Record<string, string> = Object.fromEntries(Object.entries(SAMPLES).map(([name, s]) => [name, s.value]));
+
+/** The ConfigError `run` throws (fails when it throws none). */
+function configErrorOf(run: () => unknown): ConfigError {
   try {
-    loadConfig(env);
+    run();
   } catch (err) {
     if (err instanceof ConfigError) return err;
     throw err;
   }
-  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+  throw new Error(`no ConfigError from ${run.toString()}`);
 }
+
+/** The ConfigError loadConfig throws for `env`. */
+const configError = (env: Record<string, string>): ConfigError => configErrorOf(() => loadConfig(env));
 
 describe('loadConfig', () => {
   it('applies the contract defaults with an empty environment', () => {
@@ -49,26 +110,8 @@ describe('loadConfig', () => {
   });
 
   it('reads every variable of the table', () => {
-    const c = loadConfig({
-      PORT: '8080',
-      HOST: '127.0.0.1',
-      INSTANCE_ID: 'node-a',
-      DATABASE_URL: 'postgres://u@db:5432/chat',
-      REDIS_URL: 'redis://cache:6379',
-      JWT_SECRET: SECRET,
-      JWT_ISSUER: 'https://id.example',
-      JWT_AUDIENCE: 'chat',
-      ALLOWED_ORIGIN: 'https://a.example, https://b.example:8443',
-      PING_INTERVAL_MS: '5000',
-      PING_TIMEOUT_MS: '6000',
-      SHUTDOWN_NOTICE_MS: '100',
-      SHUTDOWN_TIMEOUT_MS: '1000',
-      MAX_MESSAGE_LENGTH: '10',
-      MAX_FRAME_BYTES: '2048',
-      DEFAULT_CHANNELS: 'lobby, ops:alerts',
-      RATE_LIMIT_MESSAGES: '3/10s',
-    });
-    expect(c).toMatchObject({
+    const all = loadConfig(SAMPLE_ENV);
+    expect(all).toMatchObject({
       port: 8080,
       host: '127.0.0.1',
       instanceId: 'node-a',
@@ -78,13 +121,23 @@ describe('loadConfig', () => {
       pingIntervalMs: 5000,
       pingTimeoutMs: 6000,
       shutdownNoticeMs: 100,
-      shutdownTimeoutMs: 1000,
+      shutdownTimeoutMs: 2500,
       maxMessageLength: 10,
       maxFrameBytes: 2048,
       defaultChannels: ['lobby', 'ops:alerts'],
     });
-    expect(c.jwt).toMatchObject({ secret: SECRET, issuer: 'https://id.example', audience: 'chat' });
-    expect(c.limits.messages).toEqual({ points: 3, durationMs: 10_000 });
+    expect(all.jwt).toMatchObject({ secret: SECRET, issuer: 'https://id.example', audience: 'chat' });
+    expect(all.limits.messages).toEqual({ points: 3, durationMs: 10_000 });
+    expect(Object.keys(SAMPLES).sort()).toEqual(Object.keys(ENV_TABLE).sort());
+  });
+
+  // Each variable reaches its Config field: set, the field holds its value; left out, it does not.
+  it.each(Object.keys(ENV_TABLE) as EnvName[])('%s reaches the Config', (name) => {
+    const sample = SAMPLES[name];
+    expect(sample, `SAMPLES has no entry for ${name}`).toBeDefined();
+    expect(sample.read(loadConfig(SAMPLE_ENV))).toEqual(sample.expected);
+    const { [name]: _left, ...without } = SAMPLE_ENV;
+    expect(sample.read(loadConfig(without))).not.toEqual(sample.expected);
   });
 
   it('DATABASE_URL defaults under DATA_DIR and accepts sqlite: and postgres(ql)://', () => {
@@ -171,5 +224,59 @@ describe('loadConfig', () => {
     expect(err.variable).toBe(variable);
     expect(err.message.startsWith(`${variable}: `)).toBe(true);
     expect(err.message.length).toBeGreaterThan(variable.length + 2);
+  });
+});
+
+describe('resolveJwt: the production-JWT rule and the development secret', () => {
+  let dataDir: string;
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+  });
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('without JWT configuration in development: the secret generated once into the data directory', () => {
+    const first = resolveJwt(loadConfig({ DATA_DIR: dataDir }));
+    expect(first.jwt.secretIsDev).toBe(true);
+    expect(Buffer.byteLength(first.jwt.secret ?? '')).toBeGreaterThanOrEqual(32);
+    expect(readFileSync(join(dataDir, 'jwt-secret'), 'utf8').trim()).toBe(first.jwt.secret);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.jwt)).toBe(true);
+    // Kept: the next start signs with the same secret.
+    expect(resolveJwt(loadConfig({ DATA_DIR: dataDir })).jwt.secret).toBe(first.jwt.secret);
+  });
+
+  it.each([
+    ['JWT_SECRET', { JWT_SECRET: SECRET }],
+    ['JWT_PUBLIC_KEY', { JWT_PUBLIC_KEY: RSA_PEM }],
+    ['JWKS_URL', { JWKS_URL: 'https://id.example/jwks.json' }],
+  ])("with the operator's %s: that configuration as given, no development secret", (_name, env) => {
+    for (const mode of [{}, { NODE_ENV: 'production' }]) {
+      const config = loadConfig({ ...env, ...mode, DATA_DIR: dataDir });
+      expect(resolveJwt(config)).toBe(config);
+      expect(config.jwt.secretIsDev).toBe(false);
+    }
+    expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
+  });
+
+  it('production without JWT configuration is a ConfigError naming the variables, and generates nothing', () => {
+    // loadConfig refuses it already; a Config built by other means meets the same rule here.
+    const config = { ...loadConfig({ DATA_DIR: dataDir }), production: true };
+    const err = configErrorOf(() => resolveJwt(config));
+    expect(err.variable).toBe('JWT_SECRET');
+    for (const v of ['JWT_SECRET', 'JWT_PUBLIC_KEY', 'JWKS_URL']) expect(err.message).toContain(v);
+    expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
+  });
+});
+
+describe('the environment', () => {
+  const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+
+  it('the server reads it only through loadConfig: process.env appears only as its input', () => {
+    const reads = readdirSync(SRC, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .flatMap((f) => readFileSync(join(SRC, f), 'utf8').split('\n').filter((line) => line.includes('process.env')).map((line) => `${f}: ${line.trim()}`));
+    expect(reads).toEqual([
+      'cli.ts: return loadConfig(process.env);',
+      'config.ts: export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {',
+    ]);
   });
 });

@@ -1,0 +1,92 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import * as rule from './rules.js';
+
+/** What computed defaults depend on: the mode (NODE_ENV) and DATA_DIR. */
+export interface DefaultContext {
+  production: boolean;
+  dataDir: string;
+}
+
+/** One environment variable: its rule, its default and one line of documentation. */
+export interface EnvVariable {
+  /** Validates and converts the variable's text; only set, non-empty values reach it. */
+  readonly rule: z.ZodType;
+  /** The default as docs/configuration.md shows it. */
+  readonly defaultDoc: string;
+  /** The value when the variable is unset. */
+  readonly fallback: (context: DefaultContext) => unknown;
+  /** What it means, in one line of docs/configuration.md. */
+  readonly doc: string;
+}
+
+/** A default written as the variable's own text: it goes through the rule and is shown as is. */
+const byDefault = <T>(r: z.ZodType<T>, defaultText: string, doc: string) => ({
+  rule: r,
+  defaultDoc: `\`${defaultText}\``,
+  fallback: (): T => r.parse(defaultText),
+  doc,
+});
+
+/** A default computed from the context. */
+const computed = <T, D>(r: z.ZodType<T>, defaultDoc: string, doc: string, fallback: (c: DefaultContext) => D) => ({ rule: r, defaultDoc, fallback, doc });
+
+/** No default: unset stays undefined (`defaultDoc` says what that means). */
+const unset = <T>(r: z.ZodType<T>, defaultDoc: string, doc: string) => ({ rule: r, defaultDoc, fallback: (): undefined => undefined, doc });
+
+/**
+ * The environment table: every variable the server reads, with its rule, default and doc.
+ * docs/configuration.md lists exactly these (test/unit/config-docs.test.ts checks it).
+ */
+export const ENV_TABLE = {
+  // The contract's variables.
+  PORT: byDefault(rule.int(0, 65535), '3000', 'listen port'),
+  HOST: byDefault(rule.text, '0.0.0.0', 'listen address'),
+  INSTANCE_ID: computed(rule.instanceId, '`<hostname>-<pid>`', 'in logs, `/healthz`, and the `instance` field of `joined`; 1-64 characters of `A-Z a-z 0-9 _ . : -`', () => `${hostname()}-${process.pid}`),
+  DATABASE_URL: computed(rule.databaseUrl, '`sqlite:./data/switchboard.db`', '`sqlite:<path>` (`sqlite::memory:` for throwaway runs) or `postgres://…`; the default lies under `DATA_DIR`', (c) => `sqlite:${c.dataDir}/switchboard.db`),
+  REDIS_URL: unset(rule.redisUrl, 'unset', '`redis://…` or `rediss://…`; unset: a single instance; set: instances share rooms, presence and limits'),
+  JWT_SECRET: unset(rule.hmacSecret, 'dev: generated, kept in `./data/jwt-secret`', 'HS256 key: the UTF-8 bytes of the string, at least 32'),
+  JWT_PUBLIC_KEY: unset(rule.publicKey, 'unset', 'PEM public key; RSA → RS256, P-256 EC → ES256 (`\\n` escapes are accepted)'),
+  JWKS_URL: unset(rule.httpUrl, 'unset', 'JWKS endpoint for RS256/ES256 (keys fetched with a 5 s timeout, cached)'),
+  JWT_ISSUER: unset(rule.text, 'unset', 'the `iss` a token must carry, checked when set'),
+  JWT_AUDIENCE: unset(rule.text, 'unset', 'the `aud` a token must carry, checked when set'),
+  ALLOWED_ORIGIN: computed(
+    rule.origins,
+    'dev: any localhost origin; production: same origin',
+    'comma list of exact origins for polling (CORS) and WebSocket upgrades (`Origin`); requests without `Origin` are allowed; `*` is refused',
+    (c): 'same-origin' | 'dev-localhost' => (c.production ? 'same-origin' : 'dev-localhost'),
+  ),
+  PING_INTERVAL_MS: byDefault(rule.int(1000, 600_000), '10000', 'Engine.IO heartbeat interval'),
+  PING_TIMEOUT_MS: byDefault(rule.int(1000, 600_000), '20000', 'Engine.IO heartbeat timeout'),
+  SHUTDOWN_NOTICE_MS: byDefault(rule.int(0, 600_000), '2000', 'between `server_shutdown` and the forced disconnect; below `SHUTDOWN_TIMEOUT_MS`'),
+  SHUTDOWN_TIMEOUT_MS: byDefault(rule.int(1000, 3_600_000), '30000', 'hard limit of a drain, then exit code 1'),
+  MAX_MESSAGE_LENGTH: byDefault(rule.int(1, 100_000), '4000', 'characters (code points) of `content`'),
+  MAX_FRAME_BYTES: byDefault(rule.int(1024, 100 * 1024 * 1024), '65536', 'Socket.IO `maxHttpBufferSize` and the HTTP body limit'),
+  DEFAULT_CHANNELS: byDefault(rule.channelIds, 'general,random', 'public channels created at start-up'),
+  NODE_ENV: unset(z.string(), 'unset (development)', '`production`: refuses to start without `JWT_SECRET`/`JWT_PUBLIC_KEY`/`JWKS_URL`; no `/dev/token`, no demo page'),
+  // Switchboard's additions.
+  LOG_LEVEL: byDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`'),
+  DATA_DIR: byDefault(rule.text, './data', 'where the default SQLite file and the development secret live'),
+  REDIS_ADAPTER: byDefault(z.enum(['sharded', 'classic', 'streams']), 'sharded', '`sharded` (Redis 7 sharded pub/sub, dynamic subscriptions), `classic`, or `streams`; see [decisions.md](decisions.md)'),
+  TRUST_PROXY: unset(rule.list, 'unset', 'comma list of proxy addresses/CIDRs (or `loopback`) whose `X-Forwarded-For` is believed for client IPs'),
+  PRESENCE_TTL_MS: byDefault(rule.int(1500, 30_000), '15000', "how long a dead instance's presence outlives its last heartbeat (heartbeat every third of it)"),
+  DEMO: computed(rule.bool, 'on in development', 'serve the demo page at `/` (`true`/`false`)', (c) => !c.production),
+  RATE_LIMIT_MESSAGES: byDefault(rule.rate, '100/10s', 'messages per user; cluster-wide with Redis'),
+  RATE_LIMIT_EVENTS: byDefault(rule.rate, '300/10s', 'events of any kind per connection; a client at twice the limit is disconnected'),
+  RATE_LIMIT_HANDSHAKES: byDefault(rule.rate, '120/1m', 'connection attempts per client IP'),
+  MAX_CONNECTIONS_PER_USER: byDefault(rule.int(1, 100_000), '50', 'simultaneous connections of one user on one instance'),
+  MAX_CHANNELS_PER_SOCKET: byDefault(rule.int(1, 100_000), '200', 'channels one connection may join'),
+  MAX_OUTGOING_BYTES: byDefault(rule.int(65_536, 1024 * 1024 * 1024), '16777216', 'bytes (16 MiB by default) queued towards one client before it is dropped as a slow consumer'),
+  MAX_OUTGOING_PACKETS: byDefault(rule.int(16, 10_000_000), '10000', 'packets queued towards one client before it is dropped as a slow consumer'),
+  // For tests only.
+  SWITCHBOARD_FAULT_CRASH_AFTER_STORE: unset(
+    rule.crashAfterStore,
+    'unset',
+    'test only (the chaos suite): exit with code 86 after storing a message, before broadcasting or acknowledging it: `0.01` with that probability per message, `nth:50` at the 50th, `signal` at the first after a SIGUSR2; ignored in production',
+  ),
+} satisfies Record<string, EnvVariable>;
+
+export type EnvName = keyof typeof ENV_TABLE;
+
+/** Every variable's value, defaults applied. */
+export type Env = { [K in EnvName]: z.output<(typeof ENV_TABLE)[K]['rule']> | ReturnType<(typeof ENV_TABLE)[K]['fallback']> };
