@@ -1,6 +1,7 @@
 import { isRetryable } from './protocol/errors.js';
 import type { HistoryPayload, HistoryResult, Message, PresenceResult, PresenceUser, SendResult } from './protocol/events.js';
-import { ack, type AckEmit, type Connection, type IoSocket, type Timer } from './connection.js';
+import type { Connection } from './connection.js';
+import { ack, type AckEmit, type IoSocket, type Timer } from './socket.js';
 import { closedError, SwitchboardClientError } from './errors.js';
 import type { ClientOptions } from './options.js';
 import { retryDelay, sleep } from './retry.js';

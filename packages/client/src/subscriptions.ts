@@ -1,7 +1,8 @@
 import { isRetryable } from './protocol/errors.js';
 import type { ChannelEvent, HistoryResult, JoinPayload, JoinResult, Message } from './protocol/events.js';
 import { MAX_PAGE } from './protocol/limits.js';
-import { ack, type Connection, type IoSocket, type Timer } from './connection.js';
+import type { Connection } from './connection.js';
+import { ack, type IoSocket, type Timer } from './socket.js';
 import { callSafely, closedError, type SwitchboardClientError } from './errors.js';
 import type { ClientOptions } from './options.js';
 import { retryDelay, sleep } from './retry.js';
