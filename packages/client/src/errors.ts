@@ -28,4 +28,16 @@ export class SwitchboardClientError extends Error {
   }
 }
 
+/** The rejection of everything still pending, or started, after `close()`. */
+export const closedError = (): SwitchboardClientError => new SwitchboardClientError('CLOSED', 'The client was closed');
+
 export const isSwitchboardClientError = (err: unknown): err is SwitchboardClientError => err instanceof SwitchboardClientError;
+
+/** Runs an application callback; what it throws goes to `onError` instead of into the SDK. */
+export function callSafely(onError: (error: Error) => void, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    onError(err instanceof Error ? err : new Error(String(err)));
+  }
+}

@@ -7,17 +7,10 @@
  * client.subscribe('general', { onMessage: (m) => render(m) });
  * await client.send('general', 'hello');
  */
-export {
-  createClient,
-  newId,
-  type ConnectionState,
-  type ConnectionStatus,
-  type JoinInfo,
-  type PresenceEvent,
-  type SubscribeOptions,
-  type SubscriptionHandlers,
-  type SwitchboardClient,
-} from './client.js';
+export { createClient, type SwitchboardClient } from './client.js';
+export type { ConnectionState, ConnectionStatus } from './connection.js';
+export { newId } from './outbox.js';
+export type { JoinInfo, PresenceEvent, SubscribeOptions, SubscriptionHandlers } from './subscriptions.js';
 export { SwitchboardClientError, isSwitchboardClientError, type ClientErrorCode } from './errors.js';
 export { DEFAULT_OPTIONS, backoff, type ClientOptions, type CreateClientOptions, type TokenContext } from './options.js';
 export { ChannelStream } from './stream.js';

@@ -28,13 +28,6 @@ export class ChannelStream {
     return this.last !== undefined && this.buffer.size > 0;
   }
 
-  /** Highest seq seen so far, delivered or buffered. */
-  get highestSeen(): number {
-    let max = this.last ?? 0;
-    for (const seq of this.buffer.keys()) if (seq > max) max = seq;
-    return max;
-  }
-
   /** Sets where the stream starts (messages up to `lastSeq` belong to the past); no-op once set. */
   start(lastSeq: number): void {
     if (this.last !== undefined) return;

@@ -26,8 +26,11 @@ export const ErrorCode = {
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** Whether a client may retry the same request later and expect a different outcome. */
-export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = Object.freeze({
+/**
+ * Whether the same request, made again later, can succeed: after `retryAfterMs` for RATE_LIMITED,
+ * with backoff for the others. Every retry rule of the SDK is this table.
+ */
+const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   UNAUTHENTICATED: false,
   FORBIDDEN: false,
   INVALID_PAYLOAD: false,
@@ -37,7 +40,15 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = Object.freeze({
   INTERNAL: true,
   NOT_FOUND: false,
   CONFLICT: false,
-});
+};
+
+/**
+ * True for RATE_LIMITED (retry after `retryAfterMs`), UNAVAILABLE and INTERNAL (retry with backoff);
+ * false for every other code, including codes this version does not know.
+ */
+export function isRetryable(code: string): boolean {
+  return Object.hasOwn(RETRYABLE, code) && RETRYABLE[code as ErrorCode];
+}
 
 /** HTTP status used for each code by the REST API. */
 export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -77,8 +88,6 @@ export class SwitchboardError extends Error {
       : { code: this.code, message: this.message, retryAfterMs: this.retryAfterMs };
   }
 }
-
-export const isSwitchboardError = (err: unknown): err is SwitchboardError => err instanceof SwitchboardError;
 
 /** The messages of the two handshake refusals, exactly as the contract words them. */
 export const AUTH_REQUIRED = 'Authentication required';

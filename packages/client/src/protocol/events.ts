@@ -1,4 +1,6 @@
+import type { z } from 'zod';
 import type { ErrorBody, ErrorCode } from './errors.js';
+import type { Schemas } from './schemas.js';
 
 /** A stored chat message as every client sees it. */
 export interface Message {
@@ -20,25 +22,15 @@ export type AckErr = { ok: false; error: ErrorBody };
 export type AckResponse<T extends object = object> = AckOk<T> | AckErr;
 export type Ack<T extends object = object> = (response: AckResponse<T>) => void;
 
-export type JoinPayload = string | { channelId: string; sinceSeq?: number };
-export type LeavePayload = string | { channelId: string };
-export interface SendPayload {
-  channelId: string;
-  content: string;
-  clientMessageId: string;
-}
-export interface TypingPayload {
-  channelId: string;
-}
-export interface HistoryPayload {
-  channelId: string;
-  beforeSeq?: number;
-  afterSeq?: number;
-  limit?: number;
-}
-export interface PresencePayload {
-  channelId: string;
-}
+// What a client sends: inferred from the schemas the server validates with, so the two cannot disagree.
+/** A channel id, or `{channelId, sinceSeq}` to get the messages after `sinceSeq` in `missed`. */
+export type JoinPayload = z.input<Schemas['joinChannel']>;
+export type LeavePayload = z.input<Schemas['leaveChannel']>;
+export type SendPayload = z.input<Schemas['sendMessage']>;
+export type TypingPayload = z.input<Schemas['typing']>;
+/** `beforeSeq` or `afterSeq` (not both); `limit` is clamped to MAX_PAGE. */
+export type HistoryPayload = z.input<Schemas['history']>;
+export type PresencePayload = z.input<Schemas['presence']>;
 
 export interface JoinResult {
   channelId: string;

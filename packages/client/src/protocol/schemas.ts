@@ -8,13 +8,6 @@ export interface PayloadLimits {
 
 export const DEFAULT_LIMITS: PayloadLimits = Object.freeze({ maxMessageLength: 4000 });
 
-/** Largest page `history` returns; larger limits are clamped to it. */
-export const MAX_PAGE = 200;
-/** Page size when `limit` is omitted. */
-export const DEFAULT_PAGE = 50;
-/** Most messages a `join_channel` with `sinceSeq` returns in `missed`. */
-export const MAX_MISSED = 200;
-
 export const CHANNEL_ID_PATTERN = /^[A-Za-z0-9_\-.:]{1,64}$/;
 
 export const channelId = z
@@ -52,7 +45,7 @@ export const charLength = (s: string): number => {
 
 /** Builds the payload schemas of the client-to-server events for the given limits. */
 export function createSchemas(limits: PayloadLimits = DEFAULT_LIMITS) {
-  // Content checks run cheapest first; the length rule raises PAYLOAD_TOO_LARGE (see issueCode below).
+  // Content checks run cheapest first; the length rule raises PAYLOAD_TOO_LARGE (see isTooLarge below).
   const content = z
     .string()
     .min(1, 'content must not be empty')
