@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { startInstance, type Instance } from '../helpers/instance.js';
 import { freePort } from '../helpers/ports.js';
-import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createProxiedDatabase, type ProxiedDatabase } from '../helpers/postgres.js';
+import { Cleanups } from '../helpers/processes.js';
 import { startRedis, type PrivateRedis } from '../helpers/redis.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -32,8 +33,8 @@ export interface Crash {
 
 export interface World {
   redis: PrivateRedis;
-  db: TestDatabase;
-  pgProxy: TcpProxy;
+  /** The instances reach it through `db.proxy` (which a fault cuts). */
+  db: ProxiedDatabase;
   slots: Slot[];
   channels: readonly string[];
   /** Direct URLs of the instances. */
@@ -60,43 +61,35 @@ export interface WorldOptions {
  * as child processes (dist/cli.js), and the proxies the faults cut. teardown() ends all of it.
  */
 export async function buildWorld(o: WorldOptions): Promise<World> {
-  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanups = new Cleanups();
   let closing = false;
   const teardown = async () => {
     closing = true;
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+    await cleanups.run();
   };
   try {
     const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const db = await createDatabase('chaos');
-    cleanups.push(() => db.drop());
-    const pgTarget = new URL(db.url);
-    const pgProxy = await startTcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
-    cleanups.push(() => pgProxy.close());
+    cleanups.add(() => redis.stop());
+    const db = await createProxiedDatabase('chaos');
+    cleanups.add(() => db.drop());
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
     pool.on('error', () => undefined);
-    cleanups.push(() => pool.end());
-    const viaProxy = new URL(db.url);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(pgProxy.port);
+    cleanups.add(() => pool.end());
 
     const crashes: Crash[] = [];
     const slots: Slot[] = [];
     for (let i = 0; i < o.instances; i++) {
       const port = await freePort();
       const redisProxy = await startTcpProxy('127.0.0.1', redis.port);
-      cleanups.push(() => redisProxy.close());
+      cleanups.add(() => redisProxy.close());
       const clientProxy = await startTcpProxy('127.0.0.1', port);
-      cleanups.push(() => clientProxy.close());
+      cleanups.add(() => clientProxy.close());
       slots.push({ name: String.fromCharCode(65 + i), port, instance: undefined, expecting: undefined, redisProxy, clientProxy });
     }
-    cleanups.push(async () => {
-      await Promise.all(slots.map((s) => s.instance?.kill()));
-    });
+    cleanups.add(() => Promise.all(slots.map((s) => s.instance?.kill())));
 
     const envFor = (slot: Slot): Record<string, string> => ({
-      DATABASE_URL: viaProxy.toString(),
+      DATABASE_URL: db.proxiedUrl,
       REDIS_URL: `redis://127.0.0.1:${slot.redisProxy.port}`,
       DEFAULT_CHANNELS: o.channels.join(','),
       RATE_LIMIT_HANDSHAKES: '1000000/1s',
@@ -137,7 +130,6 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     return {
       redis,
       db,
-      pgProxy,
       slots,
       channels: o.channels,
       urls: () => slots.map((s) => `http://127.0.0.1:${s.port}`),
