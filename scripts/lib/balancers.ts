@@ -7,7 +7,7 @@ import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort } from '../../test/helpers/ports.js';
+import { freePort, httpStatus } from '../../test/helpers/ports.js';
 import { startProcess } from '../../test/helpers/processes.js';
 import { findBinary } from './binaries.js';
 
@@ -163,11 +163,7 @@ async function launch(o: { kind: 'nginx' | 'haproxy'; bin: string; args: string[
     await proc.stop('SIGTERM', 3000);
     rmSync(prepared.dir, { recursive: true, force: true });
   };
-  const answers = async () => {
-    const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-    await r?.body?.cancel();
-    return r !== undefined;
-  };
+  const answers = async () => (await httpStatus(`${url}/healthz`)) !== undefined;
   try {
     await proc.waitUntil(answers, `${kind} to answer on ${url}`, 10_000);
   } catch (err) {

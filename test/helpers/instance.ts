@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, sleep } from './ports.js';
+import { freePort, httpStatus, sleep } from './ports.js';
 import { startProcess, type Proc } from './processes.js';
 import { TEST_SECRET } from './tokens.js';
 
@@ -38,13 +38,6 @@ export interface ServerProcessOptions {
   readyTimeoutMs?: number;
 }
 
-/** Whether `url`/readyz answers 200 (within a second). */
-export async function isReady(url: string): Promise<boolean> {
-  const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-  await r?.body?.cancel();
-  return r?.status === 200;
-}
-
 /**
  * Starts `switchboard serve` (the built CLI) as a tracked child process and waits until it is ready.
  * A process that exits or is not ready in time is killed and the error carries its last output.
@@ -61,7 +54,8 @@ export async function startServerProcess(o: ServerProcessOptions): Promise<Proc>
   const readyTimeoutMs = o.readyTimeoutMs ?? 20_000;
   if (readyTimeoutMs > 0) {
     try {
-      await proc.waitUntil(() => isReady(`http://127.0.0.1:${o.port}`), `${proc.name} to be ready`, readyTimeoutMs, 100);
+      const ready = async () => (await httpStatus(`http://127.0.0.1:${o.port}/readyz`)) === 200;
+      await proc.waitUntil(ready, `${proc.name} to be ready`, readyTimeoutMs, 100);
     } catch (err) {
       await proc.kill();
       throw err;

@@ -23,6 +23,13 @@ export function portFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   });
 }
 
+/** The HTTP status `url` answers a GET with (within a second), or undefined when nothing answers. */
+export async function httpStatus(url: string): Promise<number | undefined> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+  await r?.body?.cancel();
+  return r?.status;
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns a truthy value or the timeout passes (then throws with `what`). */
