@@ -228,15 +228,10 @@ async function stopAll(reason: string, code: number): Promise<never> {
   process.exit(code);
 }
 
-async function main(): Promise<void> {
-  const o = options();
-  process.on('SIGINT', () => void stopAll('Ctrl-C', 0));
-  process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
-
-  process.stdout.write(`Starting a Switchboard cluster: ${o.instances} instances, ${o.balancer} on port ${o.port}\n`);
+/** Fails before anything is started when the build, a binary or a port is missing. */
+async function preflight(o: ReturnType<typeof options>): Promise<void> {
   if (!existsSync(CLI)) throw new UsageError(`${relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   if (newestMtime(join(REPO_ROOT, 'src')) > statSync(CLI).mtimeMs) warn('src/ changed after the last build: run `npm run build` to run the current code');
-  // Fail before starting anything when a binary or a port is missing.
   findBinary('redis-server');
   findBinary(o.balancer);
   if (!(await portFree(o.port))) throw new UsageError(`port ${o.port} is in use; pass --port <n> (or set CLUSTER_PORT)`);
@@ -246,9 +241,17 @@ async function main(): Promise<void> {
       throw new UsageError(`port ${p} (instance c${i + 1}) is in use; pass --base-port <n> (or set CLUSTER_BASE_PORT) with ${o.instances} free ports from n`);
     }
   }
+}
 
+async function main(): Promise<void> {
+  const o = options();
+  process.on('SIGINT', () => void stopAll('Ctrl-C', 0));
+  process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
+
+  process.stdout.write(`Starting a Switchboard cluster: ${o.instances} instances, ${o.balancer} on port ${o.port}\n`);
+  await preflight(o);
   const redisUrl = await startClusterRedis(o.redisPort);
-  const databaseUrl = await chooseStore(o.sqlite);
+  const storeUrl = await chooseStore(o.sqlite);
   const jwtSecret = process.env['JWT_SECRET'] ?? loadOrCreateDevSecret(DATA);
 
   const instances: Started[] = [];
@@ -258,7 +261,7 @@ async function main(): Promise<void> {
     instances.push(
       await startInstance(id, o.basePort + i, {
         REDIS_URL: redisUrl,
-        DATABASE_URL: databaseUrl ?? `sqlite:${join(dataDir, 'switchboard.db')}`,
+        DATABASE_URL: storeUrl ?? `sqlite:${join(dataDir, 'switchboard.db')}`,
         DATA_DIR: dataDir,
         // One key for every instance: a token from any of them is valid on all.
         JWT_SECRET: jwtSecret,

@@ -56,6 +56,41 @@ export interface WorldOptions {
   extraEnv?: Record<string, string>;
 }
 
+/** The environment of the instance in `slot`: the store through its proxy, Redis through the slot's. */
+const instanceEnv = (o: WorldOptions, db: ProxiedDatabase, slot: Slot): Record<string, string> => ({
+  DATABASE_URL: db.proxiedUrl,
+  REDIS_URL: `redis://127.0.0.1:${slot.redisProxy.port}`,
+  DEFAULT_CHANNELS: o.channels.join(','),
+  RATE_LIMIT_HANDSHAKES: '1000000/1s',
+  RATE_LIMIT_MESSAGES: '1000/10s',
+  RATE_LIMIT_EVENTS: '100000/10s',
+  MAX_CONNECTIONS_PER_USER: '10000',
+  SWITCHBOARD_FAULT_CRASH_AFTER_STORE: 'signal',
+  LOG_LEVEL: 'warn',
+  SHUTDOWN_NOTICE_MS: '1000',
+  SHUTDOWN_TIMEOUT_MS: '15000',
+  ...o.extraEnv,
+});
+
+/** Whether an exit is the one the fault that caused it announced. */
+const asExpected = (expected: ExpectedExit | undefined, exit: number | string): boolean =>
+  (expected === 'kill' && exit === 'SIGKILL') || (expected === 'term' && exit === 0) || (expected === 'fault' && exit === FAULT_EXIT_CODE);
+
+/** N slots (named A, B, …) on free ports, each with its two proxies, closed by `cleanups`. */
+async function createSlots(n: number, redisPort: number, cleanups: Cleanups): Promise<Slot[]> {
+  const slots: Slot[] = [];
+  for (let i = 0; i < n; i++) {
+    const port = await freePort();
+    const redisProxy = await startTcpProxy('127.0.0.1', redisPort);
+    cleanups.add(() => redisProxy.close());
+    const clientProxy = await startTcpProxy('127.0.0.1', port);
+    cleanups.add(() => clientProxy.close());
+    slots.push({ name: String.fromCharCode(65 + i), port, instance: undefined, expecting: undefined, redisProxy, clientProxy });
+  }
+  cleanups.add(() => Promise.all(slots.map((s) => s.instance?.kill())));
+  return slots;
+}
+
 /**
  * The system under test, for real: a private redis-server, a fresh PostgreSQL database, N instances
  * as child processes (dist/cli.js), and the proxies the faults cut. teardown() ends all of it.
@@ -77,41 +112,15 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     cleanups.add(() => pool.end());
 
     const crashes: Crash[] = [];
-    const slots: Slot[] = [];
-    for (let i = 0; i < o.instances; i++) {
-      const port = await freePort();
-      const redisProxy = await startTcpProxy('127.0.0.1', redis.port);
-      cleanups.add(() => redisProxy.close());
-      const clientProxy = await startTcpProxy('127.0.0.1', port);
-      cleanups.add(() => clientProxy.close());
-      slots.push({ name: String.fromCharCode(65 + i), port, instance: undefined, expecting: undefined, redisProxy, clientProxy });
-    }
-    cleanups.add(() => Promise.all(slots.map((s) => s.instance?.kill())));
-
-    const envFor = (slot: Slot): Record<string, string> => ({
-      DATABASE_URL: db.proxiedUrl,
-      REDIS_URL: `redis://127.0.0.1:${slot.redisProxy.port}`,
-      DEFAULT_CHANNELS: o.channels.join(','),
-      RATE_LIMIT_HANDSHAKES: '1000000/1s',
-      RATE_LIMIT_MESSAGES: '1000/10s',
-      RATE_LIMIT_EVENTS: '100000/10s',
-      MAX_CONNECTIONS_PER_USER: '10000',
-      SWITCHBOARD_FAULT_CRASH_AFTER_STORE: 'signal',
-      LOG_LEVEL: 'warn',
-      SHUTDOWN_NOTICE_MS: '1000',
-      SHUTDOWN_TIMEOUT_MS: '15000',
-      ...o.extraEnv,
-    });
+    const slots = await createSlots(o.instances, redis.port, cleanups);
 
     const watch = (slot: Slot, inst: Instance) => {
       void inst.exited.then((exit) => {
         if (closing) return;
         const expected = slot.expecting;
-        const ok =
-          (expected === 'kill' && exit === 'SIGKILL') || (expected === 'term' && exit === 0) || (expected === 'fault' && exit === FAULT_EXIT_CODE);
         if (slot.instance === inst) slot.instance = undefined;
         slot.expecting = undefined;
-        if (!ok) {
+        if (!asExpected(expected, exit)) {
           const tail = inst.output().split('\n').slice(-15).join('\n');
           crashes.push({ slot: slot.name, exit, expected, tail });
           o.log(`!! instance ${slot.name} exited unexpectedly (${exit}; expected ${expected ?? 'nothing'})\n${tail}`);
@@ -120,7 +129,7 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     };
 
     const restart = async (slot: Slot) => {
-      const inst = await startInstance({ id: slot.name, port: slot.port, env: envFor(slot) });
+      const inst = await startInstance({ id: slot.name, port: slot.port, env: instanceEnv(o, db, slot) });
       slot.instance = inst;
       watch(slot, inst);
     };
