@@ -20,9 +20,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ConnSpec, FromWorker, ToWorker } from './lib/ipc.js';
 import { merge, percentiles } from './lib/histogram.js';
-import { cleanupAll, loadAverage, procSample, sleep, track } from './lib/procs.js';
+import { ROOT } from '../test/helpers/instance.js';
+import { sleep } from '../test/helpers/ports.js';
+import { killAll, stopOnSignals, track } from '../test/helpers/processes.js';
+import { loadAverage, procSample } from './lib/procs.js';
 import { charts, html, summarize, table, type IdleResult, type RepResult, type StepResult, type Summary } from './lib/report.js';
-import { BENCH_SECRET, ROOT, startSystem, type RunningSystem, type StoreKind, type SystemName, type Watched } from './lib/systems.js';
+import { BENCH_SECRET, benchCleanups, startSystem, type RunningSystem, type StoreKind, type SystemName, type Watched } from './lib/systems.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -115,7 +118,8 @@ class Worker {
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         cwd: ROOT,
       }),
-    );
+      { name: `loadgen-${index}` },
+    ).child;
     this.proc.on('message', (m: FromWorker) => {
       const w = this.waiters.shift();
       if (w) w(m);
@@ -421,6 +425,14 @@ async function idleRun(name: SystemName, rep: number, into: RepResult): Promise<
 }
 
 // ---------------------------------------------------------------- main
+/** Stops every system still running, then kills whatever process is left (load generators included). */
+async function cleanupAll(): Promise<void> {
+  await benchCleanups.run();
+  killAll();
+}
+
+stopOnSignals((signal) => process.stderr.write(`\nbench: ${signal}, stopping everything it started…\n`), cleanupAll);
+
 async function main(): Promise<number> {
   if (cfg.systems.includes('switchboard') && !existsSync(join(ROOT, 'dist/cli.js'))) {
     throw new Error('dist/cli.js is missing: run npm run build first');

@@ -9,16 +9,18 @@
  * `switchboard_cluster` created on first use; else, or with --sqlite, one SQLite file per instance,
  * with a warning: each instance then has its own history and its own sequence numbers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync, type WriteStream } from 'node:fs';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { loadOrCreateDevSecret } from '../src/dev-secret.js';
-import { freePort, REPO_ROOT, runHaproxy, runNginx, type NginxSticky, type RunningBalancer } from './lib/balancers.js';
+import { startServerProcess } from '../test/helpers/instance.js';
+import { freePort, portFree } from '../test/helpers/ports.js';
+import { databaseUrl, redactUrl, withAdmin } from '../test/helpers/postgres.js';
+import { killAll, type Proc } from '../test/helpers/processes.js';
+import { startRedis } from '../test/helpers/redis.js';
+import { REPO_ROOT, runHaproxy, runNginx, type NginxSticky, type RunningBalancer } from './lib/balancers.js';
 import { findBinary, MissingBinaryError } from './lib/binaries.js';
-import { privateRedisArgs, redisAnswers } from './lib/redis.js';
 
 const HELP = `npm run cluster -- [options]
 
@@ -49,7 +51,6 @@ const color = process.stdout.isTTY ? (code: number, s: string) => `\x1b[${code}m
 const step = (s: string) => process.stdout.write(`  … ${s}\n`);
 const ok = (s: string) => process.stdout.write(`  ${color(32, '✓')} ${s}\n`);
 const warn = (s: string) => process.stdout.write(`  ${color(33, '!')} ${s}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 class UsageError extends Error {}
 
@@ -94,56 +95,17 @@ function options() {
   };
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const srv = createServer();
-    srv.once('error', () => res(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => res(true)));
-  });
-}
+/** Every part this script started, stopped in order on the way out (the test helpers kill any left at exit). */
+const children: { name: string; child: ChildProcess; stop: () => Promise<unknown> }[] = [];
 
-/** Every process this script started, stopped in reverse order on the way out. */
-const children: { name: string; proc: ChildProcess; stop: () => Promise<void> }[] = [];
-process.once('exit', () => {
-  for (const c of children) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-});
-
-function exitedPromise(proc: ChildProcess): Promise<number | string> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode ?? proc.signalCode!);
-  return new Promise((res) => proc.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')));
-}
-
-async function stopProcess(proc: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<number | string> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode ?? proc.signalCode!;
-  const exited = exitedPromise(proc);
-  proc.kill(signal);
-  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-  const code = await exited;
-  clearTimeout(timer);
-  return code;
-}
-
-async function startRedis(port: number | undefined) {
-  const bin = findBinary('redis-server');
+async function startClusterRedis(port: number | undefined): Promise<string> {
   const p = port ?? (await freePort());
   if (!(await portFree(p))) throw new UsageError(`port ${p} (redis) is in use; pass --redis-port with a free one`);
   step(`redis-server starting on 127.0.0.1:${p}`);
-  const proc = spawn(bin, privateRedisArgs(p), {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    detached: true,
-  });
-  let err = '';
-  proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  children.push({ name: 'redis-server', proc, stop: async () => void (await stopProcess(proc, 'SIGTERM', 3000)) });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`redis-server exited with ${proc.exitCode}: ${err.trim()}`);
-    if (await redisAnswers(p)) break;
-    if (Date.now() > deadline) throw new Error('redis-server did not answer PING within 10 s');
-    await sleep(100);
-  }
-  ok(`redis-server ready at redis://127.0.0.1:${p} (pid ${proc.pid}, private, no persistence)`);
-  return `redis://127.0.0.1:${p}`;
+  const redis = await startRedis({ port: p, detached: true, stopGraceMs: 3000 });
+  children.push({ name: 'redis-server', child: redis.proc, stop: () => redis.stop() });
+  ok(`redis-server ready at ${redis.url} (pid ${redis.proc.pid}, private, no persistence)`);
+  return redis.url;
 }
 
 /** One shared store for every instance when possible; undefined = SQLite per instance. */
@@ -158,19 +120,19 @@ async function chooseStore(sqlite: boolean): Promise<string | undefined> {
   }
   if (!sqlite) {
     step(`looking for PostgreSQL at ${redactUrl(PG_ADMIN_URL)}`);
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL, connectionTimeoutMillis: 2000 });
     try {
-      await admin.connect();
-      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [CLUSTER_DB]);
-      if (!rowCount) await admin.query(`CREATE DATABASE "${CLUSTER_DB}"`);
-      const url = new URL(PG_ADMIN_URL);
-      url.pathname = `/${CLUSTER_DB}`;
-      ok(`store: PostgreSQL database ${CLUSTER_DB}${rowCount ? '' : ' (created)'}, shared by every instance`);
-      return url.toString();
+      const created = await withAdmin(
+        async (admin) => {
+          const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [CLUSTER_DB]);
+          if (!rowCount) await admin.query(`CREATE DATABASE "${CLUSTER_DB}"`);
+          return !rowCount;
+        },
+        { url: PG_ADMIN_URL, variable: 'CLUSTER_PG_ADMIN_URL', connectTimeoutMs: 2000 },
+      );
+      ok(`store: PostgreSQL database ${CLUSTER_DB}${created ? ' (created)' : ''}, shared by every instance`);
+      return databaseUrl(CLUSTER_DB, PG_ADMIN_URL);
     } catch (err) {
-      warn(`PostgreSQL is not available (${(err as Error).message}); falling back to SQLite`);
-    } finally {
-      await admin.end().catch(() => undefined);
+      warn(`${(err as Error).message}; falling back to SQLite`);
     }
   }
   warn('store: one SQLite file per instance. Live messages reach everyone through Redis, but each');
@@ -185,48 +147,43 @@ const shown = (p: string) => {
   return r && !r.startsWith('..') ? r : p;
 };
 
-const redactUrl = (u: string) => u.replace(/\/\/([^:@/]+):[^@/]+@/, '//$1:***@');
-
 interface Started {
   id: string;
   url: string;
-  proc: ChildProcess;
+  proc: Proc;
   log: string;
 }
+
+/** This script's environment, passed on to the instances (their own variables are set over it). */
+const inherited = (): Record<string, string> =>
+  Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
 
 async function startInstance(id: string, port: number, env: Record<string, string>): Promise<Started> {
   if (!(await portFree(port))) throw new UsageError(`port ${port} (instance ${id}) was taken meanwhile; pass --base-port <n> with a free range`);
   const logDir = join(DATA, 'logs');
   mkdirSync(logDir, { recursive: true });
   const logPath = join(logDir, `${id}.log`);
-  const log: WriteStream = createWriteStream(logPath, { flags: 'a' });
+  const log = createWriteStream(logPath, { flags: 'a' });
   step(`instance ${id} starting on 127.0.0.1:${port} (log: ${shown(logPath)})`);
-  const proc = spawn(process.execPath, [CLI, 'serve'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', INSTANCE_ID: id },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Own process group: Ctrl-C in the terminal reaches only this script, which stops the parts in order.
-    detached: true,
-  });
-  let tail = '';
-  const keep = (c: Buffer) => {
-    log.write(c);
-    tail = (tail + c.toString()).slice(-4000);
-  };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  proc.once('exit', () => log.end());
-  // Instances drain on SIGTERM (SHUTDOWN_TIMEOUT_MS, 30 s by default), then exit.
-  children.push({ name: `instance ${id}`, proc, stop: async () => void (await stopProcess(proc, 'SIGTERM', 35_000)) });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`instance ${id} exited with ${proc.exitCode}; last output:\n${tail}`);
-    const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-    if (r?.status === 200) break;
-    if (Date.now() > deadline) throw new Error(`instance ${id} not ready within 30 s (${r ? `/readyz ${r.status}` : 'no answer'}); see ${logPath}`);
-    await sleep(150);
+  let proc: Proc;
+  try {
+    proc = await startServerProcess({
+      id,
+      port,
+      env: { ...inherited(), ...env },
+      // Own process group: Ctrl-C in the terminal reaches only this script, which stops the parts in order.
+      detached: true,
+      onOutput: (chunk) => log.write(chunk),
+      readyTimeoutMs: 30_000,
+    });
+  } catch (err) {
+    log.end();
+    throw new Error(`${(err as Error).message}\n(log: ${shown(logPath)})`);
   }
+  void proc.exited.then(() => log.end());
+  // Instances drain on SIGTERM (SHUTDOWN_TIMEOUT_MS, 30 s by default), then exit.
+  children.push({ name: `instance ${id}`, child: proc.child, stop: () => proc.stop('SIGTERM', 35_000) });
+  const url = `http://127.0.0.1:${port}`;
   ok(`instance ${id} ready at ${url} (pid ${proc.pid})`);
   return { id, url, proc, log: logPath };
 }
@@ -248,7 +205,7 @@ async function stopAll(reason: string, code: number): Promise<never> {
   if (stopping) {
     if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return new Promise<never>(() => undefined);
     process.stdout.write(`\nStopping at once (${reason} again): killing every part.\n`);
-    for (const c of children) c.proc.kill('SIGKILL');
+    killAll();
     process.exit(1);
   }
   stoppingSince = Date.now();
@@ -262,24 +219,19 @@ async function stopAll(reason: string, code: number): Promise<never> {
   for (const group of [balancer, instances, rest]) {
     await Promise.all(
       group.map(async (c) => {
-        const running = c.proc.exitCode === null && c.proc.signalCode === null;
+        const running = c.child.exitCode === null && c.child.signalCode === null;
         await c.stop();
-        if (running) ok(`${c.name} stopped${c.proc.exitCode !== null ? ` (exit ${c.proc.exitCode})` : ''}`);
+        if (running) ok(`${c.name} stopped${c.child.exitCode !== null ? ` (exit ${c.child.exitCode})` : ''}`);
       }),
     );
   }
   process.exit(code);
 }
 
-async function main(): Promise<void> {
-  const o = options();
-  process.on('SIGINT', () => void stopAll('Ctrl-C', 0));
-  process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
-
-  process.stdout.write(`Starting a Switchboard cluster: ${o.instances} instances, ${o.balancer} on port ${o.port}\n`);
+/** Fails before anything is started when the build, a binary or a port is missing. */
+async function preflight(o: ReturnType<typeof options>): Promise<void> {
   if (!existsSync(CLI)) throw new UsageError(`${relative(process.cwd(), CLI)} is missing: run \`npm run build\` first`);
   if (newestMtime(join(REPO_ROOT, 'src')) > statSync(CLI).mtimeMs) warn('src/ changed after the last build: run `npm run build` to run the current code');
-  // Fail before starting anything when a binary or a port is missing.
   findBinary('redis-server');
   findBinary(o.balancer);
   if (!(await portFree(o.port))) throw new UsageError(`port ${o.port} is in use; pass --port <n> (or set CLUSTER_PORT)`);
@@ -289,9 +241,17 @@ async function main(): Promise<void> {
       throw new UsageError(`port ${p} (instance c${i + 1}) is in use; pass --base-port <n> (or set CLUSTER_BASE_PORT) with ${o.instances} free ports from n`);
     }
   }
+}
 
-  const redisUrl = await startRedis(o.redisPort);
-  const databaseUrl = await chooseStore(o.sqlite);
+async function main(): Promise<void> {
+  const o = options();
+  process.on('SIGINT', () => void stopAll('Ctrl-C', 0));
+  process.on('SIGTERM', () => void stopAll('SIGTERM', 0));
+
+  process.stdout.write(`Starting a Switchboard cluster: ${o.instances} instances, ${o.balancer} on port ${o.port}\n`);
+  await preflight(o);
+  const redisUrl = await startClusterRedis(o.redisPort);
+  const storeUrl = await chooseStore(o.sqlite);
   const jwtSecret = process.env['JWT_SECRET'] ?? loadOrCreateDevSecret(DATA);
 
   const instances: Started[] = [];
@@ -301,7 +261,7 @@ async function main(): Promise<void> {
     instances.push(
       await startInstance(id, o.basePort + i, {
         REDIS_URL: redisUrl,
-        DATABASE_URL: databaseUrl ?? `sqlite:${join(dataDir, 'switchboard.db')}`,
+        DATABASE_URL: storeUrl ?? `sqlite:${join(dataDir, 'switchboard.db')}`,
         DATA_DIR: dataDir,
         // One key for every instance: a token from any of them is valid on all.
         JWT_SECRET: jwtSecret,
@@ -311,8 +271,8 @@ async function main(): Promise<void> {
     );
   }
   for (const inst of instances) {
-    inst.proc.once('exit', (code, signal) => {
-      if (!stopping) warn(`instance ${inst.id} exited unexpectedly (${code ?? signal}); see ${shown(inst.log)}`);
+    void inst.proc.exited.then((exit) => {
+      if (!stopping) warn(`instance ${inst.id} exited unexpectedly (${exit}); see ${shown(inst.log)}`);
     });
   }
 
@@ -321,7 +281,7 @@ async function main(): Promise<void> {
   const balancer: RunningBalancer =
     o.balancer === 'nginx' ? await runNginx({ upstreams, port: o.port, sticky: o.sticky, detached: true })
       : await runHaproxy({ upstreams, port: o.port, sticky: true, detached: true });
-  children.push({ name: o.balancer, proc: balancer.proc, stop: () => balancer.stop() });
+  children.push({ name: o.balancer, child: balancer.proc, stop: () => balancer.stop() });
   balancer.proc.once('exit', (code, signal) => {
     if (!stopping) warn(`${o.balancer} exited unexpectedly (${code ?? signal}):\n${balancer.output().slice(-2000)}`);
   });

@@ -3,11 +3,12 @@
  * and runs nginx / HAProxy in the foreground on them. The files in deploy/ stay the one source of
  * truth: rendering rewrites only the upstream servers, the listen address and the tagged sticky lines.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { freePort, httpStatus } from '../../test/helpers/ports.js';
+import { startProcess } from '../../test/helpers/processes.js';
 import { findBinary } from './binaries.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
@@ -130,21 +131,6 @@ export function renderHaproxyCfg(template: string, o: HaproxyRenderOptions): str
   return text;
 }
 
-/** A TCP port that was free a moment ago. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 export interface RunningBalancer {
   kind: 'nginx' | 'haproxy';
   url: string;
@@ -155,72 +141,36 @@ export interface RunningBalancer {
   /** What the process printed (errors, warnings). */
   output(): string;
   exited: Promise<number | string>;
+  /** SIGTERM (SIGKILL after 3 s), then removes the rendered config. */
   stop(): Promise<void>;
 }
 
-const running = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(proc: ChildProcess): void {
-  running.add(proc);
-  proc.once('exit', () => running.delete(proc));
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    // Whatever happens to the parent (a failed test, an exception), leave no balancer behind.
-    process.once('exit', () => {
-      for (const p of running) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    });
-  }
+interface Prepared {
+  /** A fresh temp dir holding the rendered config (and nginx's temp paths). */
+  dir: string;
+  configPath: string;
 }
 
-async function launch(
-  kind: 'nginx' | 'haproxy',
-  bin: string,
-  args: string[],
-  dir: string,
-  configPath: string,
-  port: number,
-  host: string,
-  detached: boolean,
-): Promise<RunningBalancer> {
-  const proc = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached });
-  track(proc);
-  let out = '';
-  const keep = (c: Buffer) => {
-    out += c.toString();
-    if (out.length > 200_000) out = out.slice(-100_000);
-  };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const exited = new Promise<number | string>((res) => proc.once('exit', (code, signal) => res(code ?? signal ?? 'unknown')));
+/**
+ * Runs the balancer in the foreground as a tracked process (killed when this process exits) and
+ * resolves once it answers HTTP on its port (any status: the instances behind may not be up yet).
+ */
+async function launch(o: { kind: 'nginx' | 'haproxy'; bin: string; args: string[]; prepared: Prepared; port: number; host: string; detached: boolean }): Promise<RunningBalancer> {
+  const { kind, prepared, port, host } = o;
+  const proc = startProcess(o.bin, o.args, { name: kind, cwd: prepared.dir, detached: o.detached });
   const url = `http://${host}:${port}`;
   const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    }
-    rmSync(dir, { recursive: true, force: true });
+    await proc.stop('SIGTERM', 3000);
+    rmSync(prepared.dir, { recursive: true, force: true });
   };
-  // Ready when it answers HTTP on its port (any status: the instances behind may not be up yet).
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      await stop();
-      throw new Error(`${kind} exited (${proc.exitCode ?? proc.signalCode}) before answering:\n${out.slice(-3000)}`);
-    }
-    const r = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) }).catch(() => undefined);
-    if (r) {
-      await r.body?.cancel();
-      break;
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`${kind} did not answer on ${url} within 10 s:\n${out.slice(-3000)}`);
-    }
-    await sleep(50);
+  const answers = async () => (await httpStatus(`${url}/healthz`)) !== undefined;
+  try {
+    await proc.waitUntil(answers, `${kind} to answer on ${url}`, 10_000);
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  return { kind, url, port, configPath, proc, output: () => out, exited, stop };
+  return { kind, url, port, configPath: prepared.configPath, proc: proc.child, output: () => proc.output(), exited: proc.exited, stop };
 }
 
 export interface StartOptions {
@@ -237,25 +187,35 @@ export interface StartOptions {
   detached?: boolean;
 }
 
-const nginxArgs = (dir: string, conf: string) => ['-p', `${dir}/`, '-c', conf, '-e', 'stderr', '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`];
+const nginxArgs = ({ dir, configPath }: Prepared) => ['-p', `${dir}/`, '-c', configPath, '-e', 'stderr', '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`];
 
 /** Writes the rendered nginx config into a fresh temp dir (readable by nginx's unprivileged workers). */
-function prepareNginx(o: Omit<NginxRenderOptions, 'tempDir' | 'listen'> & { listen: string }): { dir: string; conf: string } {
+function prepareNginx(o: Omit<NginxRenderOptions, 'tempDir'>): Prepared {
   const dir = mkdtempSync(join(tmpdir(), 'sb-nginx-'));
   // Started as root, nginx's workers run as an unprivileged user; they must reach the temp paths.
   chmodSync(dir, 0o755);
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, renderNginxConf(readFileSync(NGINX_CONF, 'utf8'), { ...o, tempDir: dir }));
-  return { dir, conf };
+  const configPath = join(dir, 'nginx.conf');
+  writeFileSync(configPath, renderNginxConf(readFileSync(NGINX_CONF, 'utf8'), { ...o, tempDir: dir }));
+  return { dir, configPath };
 }
+
+/** Writes the rendered HAProxy config into a fresh temp dir. */
+function prepareHaproxy(o: HaproxyRenderOptions): Prepared {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-'));
+  const configPath = join(dir, 'haproxy.cfg');
+  writeFileSync(configPath, renderHaproxyCfg(readFileSync(HAPROXY_CFG, 'utf8'), o));
+  return { dir, configPath };
+}
+
+const haproxyArgs = ({ configPath }: Prepared) => ['-f', configPath];
 
 /** Runs nginx in the foreground with deploy/nginx/nginx.conf rendered for these upstreams. */
 export async function runNginx(o: StartOptions & { sticky?: NginxSticky }): Promise<RunningBalancer> {
   const bin = findBinary('nginx');
   const host = o.host ?? '127.0.0.1';
   const port = o.port ?? (await freePort(host));
-  const { dir, conf } = prepareNginx({ upstreams: o.upstreams, listen: `${host}:${port}`, sticky: o.sticky ?? 'ip_hash' });
-  return launch('nginx', bin, nginxArgs(dir, conf), dir, conf, port, host, o.detached ?? false);
+  const prepared = prepareNginx({ upstreams: o.upstreams, listen: `${host}:${port}`, sticky: o.sticky ?? 'ip_hash' });
+  return launch({ kind: 'nginx', bin, args: nginxArgs(prepared), prepared, port, host, detached: o.detached ?? false });
 }
 
 /** Runs HAProxy in the foreground (-db) with deploy/haproxy/haproxy.cfg rendered for these upstreams. */
@@ -263,10 +223,8 @@ export async function runHaproxy(o: StartOptions & { sticky?: boolean }): Promis
   const bin = findBinary('haproxy');
   const host = o.host ?? '127.0.0.1';
   const port = o.port ?? (await freePort(host));
-  const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-'));
-  const cfg = join(dir, 'haproxy.cfg');
-  writeFileSync(cfg, renderHaproxyCfg(readFileSync(HAPROXY_CFG, 'utf8'), { upstreams: o.upstreams, bind: `${host}:${port}`, sticky: o.sticky ?? true }));
-  return launch('haproxy', bin, ['-f', cfg, '-db'], dir, cfg, port, host, o.detached ?? false);
+  const prepared = prepareHaproxy({ upstreams: o.upstreams, bind: `${host}:${port}`, sticky: o.sticky ?? true });
+  return launch({ kind: 'haproxy', bin, args: [...haproxyArgs(prepared), '-db'], prepared, port, host, detached: o.detached ?? false });
 }
 
 export interface ConfigCheck {
@@ -274,28 +232,26 @@ export interface ConfigCheck {
   output: string;
 }
 
+/** Runs the balancer's own config check on a prepared config, then removes it. */
+function check(bin: string, args: string[], prepared: Prepared): ConfigCheck {
+  try {
+    const r = spawnSync(bin, args, { encoding: 'utf8' });
+    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
+  } finally {
+    rmSync(prepared.dir, { recursive: true, force: true });
+  }
+}
+
 /** `nginx -t` on the rendered config. */
 export function checkNginxConf(o: { upstreams: string[]; sticky?: NginxSticky }): ConfigCheck {
   const bin = findBinary('nginx');
-  const { dir, conf } = prepareNginx({ upstreams: o.upstreams, listen: '127.0.0.1:8080', sticky: o.sticky ?? 'ip_hash' });
-  try {
-    const r = spawnSync(bin, ['-t', ...nginxArgs(dir, conf)], { encoding: 'utf8' });
-    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const prepared = prepareNginx({ upstreams: o.upstreams, listen: '127.0.0.1:8080', sticky: o.sticky ?? 'ip_hash' });
+  return check(bin, ['-t', ...nginxArgs(prepared)], prepared);
 }
 
 /** `haproxy -c` on the rendered config. */
 export function checkHaproxyCfg(o: { upstreams: string[]; sticky?: boolean }): ConfigCheck {
   const bin = findBinary('haproxy');
-  const dir = mkdtempSync(join(tmpdir(), 'sb-haproxy-'));
-  const cfg = join(dir, 'haproxy.cfg');
-  writeFileSync(cfg, renderHaproxyCfg(readFileSync(HAPROXY_CFG, 'utf8'), { upstreams: o.upstreams, bind: '127.0.0.1:8080', sticky: o.sticky ?? true }));
-  try {
-    const r = spawnSync(bin, ['-c', '-f', cfg], { encoding: 'utf8' });
-    return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const prepared = prepareHaproxy({ upstreams: o.upstreams, bind: '127.0.0.1:8080', sticky: o.sticky ?? true });
+  return check(bin, ['-c', ...haproxyArgs(prepared)], prepared);
 }

@@ -63,10 +63,10 @@ export const FAULTS: readonly Fault[] = [
   {
     name: 'make PostgreSQL unreachable',
     async run({ world, log }) {
-      await world.pgProxy.cut();
+      await world.db.proxy.cut();
       log('PostgreSQL link cut for 5 s (connections reset, new ones refused)');
       await sleep(5000);
-      await world.pgProxy.restore();
+      await world.db.proxy.restore();
       log('PostgreSQL link restored');
       await sleep(2000);
     },

@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { sleep } from '../helpers/ports.js';
+import { stopOnSignals } from '../helpers/processes.js';
 import { FAULTS, type Fault } from './faults.js';
 import { startFleet, type Fleet } from './fleet.js';
 import { pct, runStorm } from './storm.js';
@@ -61,12 +62,7 @@ for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
     });
   });
 }
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: stopping every process`);
-    void teardown().finally(() => process.exit(130));
-  });
-}
+stopOnSignals((signal) => log(`${signal}: stopping every process`), teardown);
 
 interface Window {
   name: string;
@@ -115,7 +111,7 @@ async function chaos(durationMs: number | undefined): Promise<number> {
   log(`setting up: private redis-server, fresh PostgreSQL database, 3 instances, ${direct + proxied} SDK clients`);
   world = await buildWorld({ instances: 3, channels: CHANNELS, log });
   const w = world;
-  log(`instances ${w.slots.map((s) => `${s.name}=:${s.port}`).join(' ')}; PostgreSQL via :${w.pgProxy.port}; redis :${w.redis.port}`);
+  log(`instances ${w.slots.map((s) => `${s.name}=:${s.port}`).join(' ')}; PostgreSQL via :${w.db.proxy.port}; redis :${w.redis.port}`);
   fleet = startFleet({
     direct,
     proxied,

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { startInstance, type Instance } from '../helpers/instance.js';
 import { freePort } from '../helpers/ports.js';
-import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { createProxiedDatabase, type ProxiedDatabase } from '../helpers/postgres.js';
+import { Cleanups } from '../helpers/processes.js';
 import { startRedis, type PrivateRedis } from '../helpers/redis.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 
@@ -32,8 +33,8 @@ export interface Crash {
 
 export interface World {
   redis: PrivateRedis;
-  db: TestDatabase;
-  pgProxy: TcpProxy;
+  /** The instances reach it through `db.proxy` (which a fault cuts). */
+  db: ProxiedDatabase;
   slots: Slot[];
   channels: readonly string[];
   /** Direct URLs of the instances. */
@@ -55,70 +56,71 @@ export interface WorldOptions {
   extraEnv?: Record<string, string>;
 }
 
+/** The environment of the instance in `slot`: the store through its proxy, Redis through the slot's. */
+const instanceEnv = (o: WorldOptions, db: ProxiedDatabase, slot: Slot): Record<string, string> => ({
+  DATABASE_URL: db.proxiedUrl,
+  REDIS_URL: `redis://127.0.0.1:${slot.redisProxy.port}`,
+  DEFAULT_CHANNELS: o.channels.join(','),
+  RATE_LIMIT_HANDSHAKES: '1000000/1s',
+  RATE_LIMIT_MESSAGES: '1000/10s',
+  RATE_LIMIT_EVENTS: '100000/10s',
+  MAX_CONNECTIONS_PER_USER: '10000',
+  SWITCHBOARD_FAULT_CRASH_AFTER_STORE: 'signal',
+  LOG_LEVEL: 'warn',
+  SHUTDOWN_NOTICE_MS: '1000',
+  SHUTDOWN_TIMEOUT_MS: '15000',
+  ...o.extraEnv,
+});
+
+/** Whether an exit is the one the fault that caused it announced. */
+const asExpected = (expected: ExpectedExit | undefined, exit: number | string): boolean =>
+  (expected === 'kill' && exit === 'SIGKILL') || (expected === 'term' && exit === 0) || (expected === 'fault' && exit === FAULT_EXIT_CODE);
+
+/** N slots (named A, B, …) on free ports, each with its two proxies, closed by `cleanups`. */
+async function createSlots(n: number, redisPort: number, cleanups: Cleanups): Promise<Slot[]> {
+  const slots: Slot[] = [];
+  for (let i = 0; i < n; i++) {
+    const port = await freePort();
+    const redisProxy = await startTcpProxy('127.0.0.1', redisPort);
+    cleanups.add(() => redisProxy.close());
+    const clientProxy = await startTcpProxy('127.0.0.1', port);
+    cleanups.add(() => clientProxy.close());
+    slots.push({ name: String.fromCharCode(65 + i), port, instance: undefined, expecting: undefined, redisProxy, clientProxy });
+  }
+  cleanups.add(() => Promise.all(slots.map((s) => s.instance?.kill())));
+  return slots;
+}
+
 /**
  * The system under test, for real: a private redis-server, a fresh PostgreSQL database, N instances
  * as child processes (dist/cli.js), and the proxies the faults cut. teardown() ends all of it.
  */
 export async function buildWorld(o: WorldOptions): Promise<World> {
-  const cleanups: (() => Promise<unknown>)[] = [];
+  const cleanups = new Cleanups();
   let closing = false;
   const teardown = async () => {
     closing = true;
-    for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+    await cleanups.run();
   };
   try {
     const redis = await startRedis();
-    cleanups.push(() => redis.stop());
-    const db = await createDatabase('chaos');
-    cleanups.push(() => db.drop());
-    const pgTarget = new URL(db.url);
-    const pgProxy = await startTcpProxy(pgTarget.hostname, Number(pgTarget.port || 5432));
-    cleanups.push(() => pgProxy.close());
+    cleanups.add(() => redis.stop());
+    const db = await createProxiedDatabase('chaos');
+    cleanups.add(() => db.drop());
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
     pool.on('error', () => undefined);
-    cleanups.push(() => pool.end());
-    const viaProxy = new URL(db.url);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(pgProxy.port);
+    cleanups.add(() => pool.end());
 
     const crashes: Crash[] = [];
-    const slots: Slot[] = [];
-    for (let i = 0; i < o.instances; i++) {
-      const port = await freePort();
-      const redisProxy = await startTcpProxy('127.0.0.1', redis.port);
-      cleanups.push(() => redisProxy.close());
-      const clientProxy = await startTcpProxy('127.0.0.1', port);
-      cleanups.push(() => clientProxy.close());
-      slots.push({ name: String.fromCharCode(65 + i), port, instance: undefined, expecting: undefined, redisProxy, clientProxy });
-    }
-    cleanups.push(async () => {
-      await Promise.all(slots.map((s) => s.instance?.kill()));
-    });
-
-    const envFor = (slot: Slot): Record<string, string> => ({
-      DATABASE_URL: viaProxy.toString(),
-      REDIS_URL: `redis://127.0.0.1:${slot.redisProxy.port}`,
-      DEFAULT_CHANNELS: o.channels.join(','),
-      RATE_LIMIT_HANDSHAKES: '1000000/1s',
-      RATE_LIMIT_MESSAGES: '1000/10s',
-      RATE_LIMIT_EVENTS: '100000/10s',
-      MAX_CONNECTIONS_PER_USER: '10000',
-      SWITCHBOARD_FAULT_CRASH_AFTER_STORE: 'signal',
-      LOG_LEVEL: 'warn',
-      SHUTDOWN_NOTICE_MS: '1000',
-      SHUTDOWN_TIMEOUT_MS: '15000',
-      ...o.extraEnv,
-    });
+    const slots = await createSlots(o.instances, redis.port, cleanups);
 
     const watch = (slot: Slot, inst: Instance) => {
       void inst.exited.then((exit) => {
         if (closing) return;
         const expected = slot.expecting;
-        const ok =
-          (expected === 'kill' && exit === 'SIGKILL') || (expected === 'term' && exit === 0) || (expected === 'fault' && exit === FAULT_EXIT_CODE);
         if (slot.instance === inst) slot.instance = undefined;
         slot.expecting = undefined;
-        if (!ok) {
+        if (!asExpected(expected, exit)) {
           const tail = inst.output().split('\n').slice(-15).join('\n');
           crashes.push({ slot: slot.name, exit, expected, tail });
           o.log(`!! instance ${slot.name} exited unexpectedly (${exit}; expected ${expected ?? 'nothing'})\n${tail}`);
@@ -127,7 +129,7 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     };
 
     const restart = async (slot: Slot) => {
-      const inst = await startInstance({ id: slot.name, port: slot.port, env: envFor(slot) });
+      const inst = await startInstance({ id: slot.name, port: slot.port, env: instanceEnv(o, db, slot) });
       slot.instance = inst;
       watch(slot, inst);
     };
@@ -137,7 +139,6 @@ export async function buildWorld(o: WorldOptions): Promise<World> {
     return {
       redis,
       db,
-      pgProxy,
       slots,
       channels: o.channels,
       urls: () => slots.map((s) => `http://127.0.0.1:${s.port}`),

@@ -12,9 +12,8 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { startNginx, type Balancer } from '../helpers/balancer.js';
-import { ROOT, startCluster, type Cluster, type Instance } from '../helpers/instance.js';
-import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { startRedis, type PrivateRedis } from '../helpers/redis.js';
+import { ROOT, type Cluster, type Instance } from '../helpers/instance.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { token } from '../helpers/tokens.js';
 
 const ARTIFACTS = join(ROOT, 'test-results');
@@ -29,8 +28,7 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-let redis: PrivateRedis | undefined;
-let db: TestDatabase | undefined;
+let stack: Stack | undefined;
 let cluster: Cluster | undefined;
 let nginx: Balancer | undefined;
 let browser: Browser | undefined;
@@ -38,9 +36,8 @@ const contexts: BrowserContext[] = [];
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  redis = await startRedis();
-  db = await createDatabase('browser');
-  cluster = await startCluster(2, { REDIS_URL: redis.url, DATABASE_URL: db.url, SHUTDOWN_NOTICE_MS: '1000', LOG_LEVEL: 'warn' });
+  stack = await startStack('browser', 2, { SHUTDOWN_NOTICE_MS: '1000', LOG_LEVEL: 'warn' });
+  cluster = stack.cluster;
   nginx = await startNginx({ upstreams: cluster.instances.map((i) => i.url), sticky: 'cookie' });
   // playwright-core's launch() runs the browser on a fresh temporary profile (its own --user-data-dir)
   // and deletes it on close; no browser is ever downloaded.
@@ -51,9 +48,7 @@ afterAll(async () => {
   for (const c of contexts) await c.close().catch(() => undefined);
   await browser?.close().catch(() => undefined);
   await nginx?.stop();
-  await cluster?.stop();
-  await redis?.stop();
-  await db?.drop();
+  await stack?.stop();
 });
 
 /** A value of nginx's affinity cookie that hashes to `instance`. */

@@ -3,7 +3,7 @@
  * chat through its nginx, and Ctrl-C (SIGINT to the whole process group, as a terminal sends it)
  * stopping every part.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,11 +13,11 @@ import { call, closeAllClients, connect } from '../helpers/client.js';
 import { ROOT } from '../helpers/instance.js';
 import { waitFor } from '../helpers/ports.js';
 import { createDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { startProcess, type Proc } from '../helpers/processes.js';
 
 let db: TestDatabase;
 let dataDir: string;
-let proc: ChildProcess | undefined;
-let out = '';
+let proc: Proc | undefined;
 
 const listening = (port: number) =>
   new Promise<boolean>((res) => {
@@ -48,12 +48,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   closeAllClients();
-  if (proc && proc.exitCode === null && proc.signalCode === null) {
+  if (proc?.alive) {
     // An ordered stop (the script drains and stops its parts), then the hard way.
-    const exited = new Promise((r) => proc!.once('exit', r));
-    process.kill(-proc.pid!, 'SIGTERM');
-    const t = setTimeout(() => process.kill(-proc!.pid!, 'SIGKILL'), 20_000);
-    await exited;
+    process.kill(-proc.pid, 'SIGTERM');
+    const t = setTimeout(() => proc!.killNow(), 20_000);
+    await proc.exited;
     clearTimeout(t);
   }
   rmSync(dataDir, { recursive: true, force: true });
@@ -63,32 +62,31 @@ afterAll(async () => {
 test('npm run cluster: ready line, token command, chat through nginx, Ctrl-C stops everything', async () => {
   const basePort = await freeRange(4);
   const port = basePort + 3;
-  proc = spawn('npm', ['run', '--silent', 'cluster', '--', '--port', String(port), '--base-port', String(basePort)], {
+  const cluster = startProcess('npm', ['run', '--silent', 'cluster', '--', '--port', String(port), '--base-port', String(basePort)], {
+    name: 'npm run cluster',
     cwd: ROOT,
     env: { ...process.env, DATABASE_URL: db.url, CLUSTER_DATA_DIR: dataDir, FORCE_COLOR: '0' },
-    stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, like a terminal's foreground job: Ctrl-C goes to the whole group.
     detached: true,
   });
-  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise<number | string>((r) => proc!.once('exit', (code, signal) => r(code ?? signal ?? 'unknown')));
+  proc = cluster;
+  const { exited } = cluster;
 
   const url = `http://127.0.0.1:${port}`;
   await Promise.race([
-    waitFor(() => out.split('\n').includes(`Switchboard cluster ready at ${url}`), 'the ready line', 60_000, 100),
+    waitFor(() => cluster.output().split('\n').includes(`Switchboard cluster ready at ${url}`), 'the ready line', 60_000, 100),
     exited.then((code) => {
-      throw new Error(`npm run cluster exited (${code}) before the ready line:\n${out}`);
+      throw new Error(`npm run cluster exited (${code}) before the ready line:\n${cluster.output()}`);
     }),
   ]);
   // Each part reported as it came up, before the ready line.
-  const before = out.slice(0, out.indexOf('Switchboard cluster ready'));
+  const before = cluster.output().slice(0, cluster.output().indexOf('Switchboard cluster ready'));
   for (const line of [/redis-server ready at redis:\/\/127\.0\.0\.1:\d+/, /store: .*DATABASE_URL, shared/, /instance c1 ready/, /instance c2 ready/, /instance c3 ready/, /nginx ready at/])
     expect(before).toMatch(line);
 
   // The printed token command works, and its token is accepted by every instance behind nginx.
-  const tokenLine = /^Token: DATA_DIR=(\S+) node dist\/cli\.js token alice$/m.exec(out);
-  expect(tokenLine, `a token command in:\n${out}`).not.toBeNull();
+  const tokenLine = /^Token: DATA_DIR=(\S+) node dist\/cli\.js token alice$/m.exec(cluster.output());
+  expect(tokenLine, `a token command in:\n${cluster.output()}`).not.toBeNull();
   const jwt = execFileSync(process.execPath, ['dist/cli.js', 'token', 'alice'], { cwd: ROOT, env: { ...process.env, DATA_DIR: tokenLine![1]! }, encoding: 'utf8' }).trim();
   const ids = new Set<string>();
   for (let i = 0; i < 3; i++) {
@@ -103,13 +101,13 @@ test('npm run cluster: ready line, token command, chat through nginx, Ctrl-C sto
   s.close();
 
   // Ctrl-C: the terminal signals the whole foreground group.
-  process.kill(-proc.pid!, 'SIGINT');
+  process.kill(-cluster.pid, 'SIGINT');
   // npm waits for the script, then re-raises SIGINT on itself whatever the script did: the script's
   // own lines tell how the stop went.
   expect([0, 130, 'SIGINT']).toContain(await exited);
-  expect(out).toMatch(/Ctrl-C: stopping the cluster/);
-  expect(out).not.toMatch(/Stopping at once/);
+  expect(cluster.output()).toMatch(/Ctrl-C: stopping the cluster/);
+  expect(cluster.output()).not.toMatch(/Stopping at once/);
   for (const line of [/nginx stopped/, /instance c1 stopped \(exit 0\)/, /instance c2 stopped \(exit 0\)/, /instance c3 stopped \(exit 0\)/, /redis-server stopped/])
-    expect(out).toMatch(line);
+    expect(cluster.output()).toMatch(line);
   for (const p of [port, basePort, basePort + 1, basePort + 2]) expect(await listening(p), `port ${p} closed`).toBe(false);
 }, 120_000);

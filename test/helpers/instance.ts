@@ -1,12 +1,68 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, sleep, waitFor } from './ports.js';
+import { freePort, httpStatus, sleep } from './ports.js';
+import { startProcess, type Proc } from './processes.js';
 import { TEST_SECRET } from './tokens.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/cli.js');
+
+export interface ServerProcessOptions {
+  /** INSTANCE_ID. */
+  id: string;
+  /** PORT, on 127.0.0.1. */
+  port: number;
+  /** The whole environment of the process besides PORT, HOST and INSTANCE_ID: nothing is inherited. */
+  env: Record<string, string>;
+  /** @default `instance <id>` */
+  name?: string;
+  /** The built CLI to run (another build, for A/B runs). @default dist/cli.js of this checkout */
+  cli?: string;
+  /** Flags for node before the script (e.g. --cpu-prof). @default none */
+  nodeFlags?: string[];
+  /** @default the repository root */
+  cwd?: string;
+  /** Start through `npm start` (a shell between the signal and the server) instead of node directly. @default false */
+  viaNpm?: boolean;
+  /**
+   * A process group of its own, so that a terminal's Ctrl-C reaches only the parent (which stops
+   * things in order). `viaNpm` implies it: killing npm alone would orphan the server.
+   * @default false
+   */
+  detached?: boolean;
+  /** Every chunk of output, as it comes (e.g. for a log file). */
+  onOutput?: (chunk: Buffer) => void;
+  /** Wait for /readyz to answer 200 this long; 0: do not wait. @default 20000 */
+  readyTimeoutMs?: number;
+}
+
+/**
+ * Starts `switchboard serve` (the built CLI) as a tracked child process and waits until it is ready.
+ * A process that exits or is not ready in time is killed and the error carries its last output.
+ * Shared by the tests, the bench and `npm run cluster`.
+ */
+export async function startServerProcess(o: ServerProcessOptions): Promise<Proc> {
+  const cli = o.cli ?? CLI;
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (npm test does)`);
+  const env = { ...o.env, PORT: String(o.port), HOST: '127.0.0.1', INSTANCE_ID: o.id };
+  const common = { cwd: o.cwd ?? ROOT, env, name: o.name ?? `instance ${o.id}`, ...(o.onOutput ? { onOutput: o.onOutput } : {}) };
+  const proc = o.viaNpm
+    ? startProcess('npm', ['start', '--silent'], { ...common, detached: true })
+    : startProcess(process.execPath, [...(o.nodeFlags ?? []), cli, 'serve'], { ...common, detached: o.detached ?? false });
+  const readyTimeoutMs = o.readyTimeoutMs ?? 20_000;
+  if (readyTimeoutMs > 0) {
+    try {
+      const ready = async () => (await httpStatus(`http://127.0.0.1:${o.port}/readyz`)) === 200;
+      await proc.waitUntil(ready, `${proc.name} to be ready`, readyTimeoutMs, 100);
+    } catch (err) {
+      await proc.kill();
+      throw err;
+    }
+  }
+  return proc;
+}
 
 export interface Instance {
   id: string;
@@ -35,39 +91,18 @@ export interface InstanceOptions {
   waitReady?: boolean;
 }
 
-const running = new Set<ChildProcess>();
-
 /**
- * SIGKILL for the process and, for `npm start`, the server under it: npm runs in a process group of
- * its own, and killing only npm with SIGKILL would orphan the server.
+ * Starts `switchboard serve` as a child process on a free port, with the test secret and its own
+ * SQLite file unless `env` says otherwise, and waits until it is ready. Killed when the test
+ * process exits, whatever happened.
  */
-function killHard(proc: ChildProcess): void {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  try {
-    if (proc.spawnargs[0] === 'npm' && proc.pid) process.kill(-proc.pid, 'SIGKILL');
-    else proc.kill('SIGKILL');
-  } catch {
-    proc.kill('SIGKILL');
-  }
-}
-
-// Whatever happens to the test process, leave no server behind.
-process.once('exit', () => {
-  for (const p of running) killHard(p);
-});
-
-/** Starts `switchboard serve` as a child process on a free port and waits until it is ready. */
 export async function startInstance(options: InstanceOptions = {}): Promise<Instance> {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
   const port = options.port ?? (await freePort());
   const id = options.id ?? `i${port}`;
   const dataDir = mkdtempSync(join(tmpdir(), `sb-${id}-`));
   const env: Record<string, string> = {
     PATH: process.env['PATH'] ?? '/usr/bin:/bin',
     HOME: process.env['HOME'] ?? '/root',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    INSTANCE_ID: id,
     JWT_SECRET: TEST_SECRET,
     DATA_DIR: dataDir,
     DATABASE_URL: `sqlite:${dataDir}/switchboard.db`,
@@ -76,55 +111,34 @@ export async function startInstance(options: InstanceOptions = {}): Promise<Inst
     SHUTDOWN_TIMEOUT_MS: '15000',
     ...options.env,
   };
-  const proc = options.viaNpm
-    ? spawn('npm', ['start', '--silent'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-    : spawn(process.execPath, [CLI, 'serve'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
-  let out = '';
-  const keep = (chunk: Buffer) => {
-    out += chunk.toString();
-    if (out.length > 2_000_000) out = out.slice(-1_000_000);
-  };
-  proc.stdout!.on('data', keep);
-  proc.stderr!.on('data', keep);
-  const exited = new Promise<number | string>((res) =>
-    proc.once('exit', (code, signal) => {
-      running.delete(proc);
-      rmSync(dataDir, { recursive: true, force: true });
-      res(code ?? signal ?? 'unknown');
-    }),
-  );
-  const url = `http://127.0.0.1:${port}`;
-  const instance: Instance = {
+  let proc: Proc;
+  try {
+    proc = await startServerProcess({ id, port, env, viaNpm: options.viaNpm ?? false, readyTimeoutMs: options.waitReady === false ? 0 : 20_000 });
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
+  const exited = proc.exited.then((exit) => {
+    rmSync(dataDir, { recursive: true, force: true });
+    return exit;
+  });
+  return {
     id,
     port,
-    url,
-    proc,
-    output: () => out,
+    url: `http://127.0.0.1:${port}`,
+    proc: proc.child,
+    output: () => proc.output(),
     exited,
     async stop(signal = 'SIGTERM') {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await proc.stop(signal);
       return exited;
     },
     async kill() {
-      killHard(proc);
+      await proc.kill();
       return exited;
     },
     restart: () => startInstance({ ...options, id, port }),
   };
-  if (options.waitReady !== false) {
-    try {
-      await waitFor(async () => {
-        if (proc.exitCode !== null) throw new Error(`instance ${id} exited with ${proc.exitCode}:\n${out.slice(-3000)}`);
-        const r = await fetch(`${url}/readyz`).catch(() => undefined);
-        return r?.status === 200;
-      }, `instance ${id} to be ready`, 20_000, 100);
-    } catch (err) {
-      await instance.kill();
-      throw err;
-    }
-  }
-  return instance;
 }
 
 export interface Cluster {

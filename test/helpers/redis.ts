@@ -1,15 +1,38 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { privateRedisArgs, redisAnswers } from '../../scripts/lib/redis.js';
 import { requireBinary } from './binaries.js';
-import { freePort, waitFor } from './ports.js';
+import { freePort } from './ports.js';
+import { startProcess, type Proc } from './processes.js';
+
+/**
+ * The arguments of a private, throwaway redis-server: loopback only, nothing kept on disk.
+ */
+function privateRedisArgs(port: number, dir?: string): string[] {
+  return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(dir ? ['--dir', dir] : []), '--loglevel', 'warning'];
+}
+
+/** Resolves true when a Redis on 127.0.0.1:`port` answers PING, false when it does not (yet). */
+async function redisAnswers(port: number): Promise<boolean> {
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
 
 export interface PrivateRedis {
   url: string;
   port: number;
+  /** The redis-server process running now (a restart replaces it). */
+  readonly proc: ChildProcess;
   /** A client for assertions; closed by stop(). */
   client(): Redis;
   /** SIGKILL now (data is lost: no persistence). */
@@ -21,40 +44,51 @@ export interface PrivateRedis {
   /** SIGSTOP / SIGCONT: the server keeps its connections but answers nothing. */
   pause(): void;
   resume(): void;
+  /** Ends the server (see `stopGraceMs`), closes the clients and removes its directory. */
   stop(): Promise<void>;
 }
 
+export interface RedisOptions {
+  /** @default a free port */
+  port?: number;
+  /** A process group of its own (a terminal's Ctrl-C then reaches only the parent). @default false */
+  detached?: boolean;
+  /** stop() sends SIGTERM and allows this long before SIGKILL; 0: SIGKILL at once (nothing is on disk to save). @default 0 */
+  stopGraceMs?: number;
+}
+
 /**
- * A redis-server of our own on a free port, for tests that kill, pause or restart it. The shared
- * server on 6379 is never touched.
+ * A redis-server of our own, for the tests that kill, pause or restart it, the bench and
+ * `npm run cluster`. The shared server on 6379 is never touched. Killed when this process exits.
  */
-export async function startRedis(): Promise<PrivateRedis> {
+export async function startRedis(options: RedisOptions = {}): Promise<PrivateRedis> {
   const bin = requireBinary('redis-server');
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
-  let proc: ChildProcess | undefined;
+  let proc: Proc | undefined;
   const clients: Redis[] = [];
 
   const launch = async () => {
-    proc = spawn(bin, privateRedisArgs(port, dir), { stdio: 'ignore' });
-    const p = proc;
-    await waitFor(async () => {
-      if (p.exitCode !== null) throw new Error(`redis-server exited with ${p.exitCode}`);
-      return redisAnswers(port);
-    }, `redis-server on port ${port}`);
+    proc = startProcess(bin, privateRedisArgs(port, dir), { name: 'redis-server', detached: options.detached ?? false });
+    await proc.waitUntil(() => redisAnswers(port), `redis-server on port ${port} to answer PING`);
   };
   const kill = async () => {
-    const p = proc;
-    if (!p || p.exitCode !== null) return;
-    if (p.signalCode === 'SIGSTOP') p.kill('SIGCONT');
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
+    // SIGKILL ends a paused (SIGSTOP) server too.
+    await proc?.kill();
   };
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    await kill();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
+    get proc() {
+      return proc!.child;
+    },
     client() {
       const c = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1 });
       c.on('error', () => undefined);
@@ -68,14 +102,15 @@ export async function startRedis(): Promise<PrivateRedis> {
       await launch();
     },
     pause() {
-      proc?.kill('SIGSTOP');
+      proc?.child.kill('SIGSTOP');
     },
     resume() {
-      proc?.kill('SIGCONT');
+      proc?.child.kill('SIGCONT');
     },
     async stop() {
       for (const c of clients) c.disconnect();
-      proc?.kill('SIGCONT');
+      proc?.child.kill('SIGCONT');
+      if (options.stopGraceMs) await proc?.stop('SIGTERM', options.stopGraceMs);
       await kill();
       rmSync(dir, { recursive: true, force: true });
     },

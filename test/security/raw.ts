@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
 import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { call, connect } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
+export { rssOf } from '../helpers/processes.js';
 import { token } from '../helpers/tokens.js';
 
 /** What must never appear in an error text: stack frames, source paths, SQL, driver names, the test secret. */
@@ -140,14 +140,6 @@ export function rawTcp(
       for (const p of Array.isArray(payload) ? payload : [payload]) socket.write(p);
     });
   });
-}
-
-/** Resident set size of a process in bytes (Linux /proc). */
-export function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = /VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1];
-  if (!kb) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(kb) * 1024;
 }
 
 /** A masked client WebSocket frame (RFC 6455 §5.2). */

@@ -59,18 +59,20 @@ describe('deploy/k8s', () => {
     expect(preStopSeconds).toBeGreaterThan(0);
     const config = loadConfig({ ...env, INSTANCE_ID: 'x' });
     expect(pod['terminationGracePeriodSeconds']).toBeGreaterThan(config.shutdownTimeoutMs / 1000 + preStopSeconds);
+  });
 
+  test('the Deployment runs as non-root without privilege escalation, with cpu and memory requests and limits', () => {
     expect(pod['securityContext']['runAsNonRoot']).toBe(true);
     expect(pod['securityContext']['runAsUser']).toBeGreaterThan(0);
     expect(container['securityContext']['allowPrivilegeEscalation']).toBe(false);
     for (const r of ['cpu', 'memory']) {
       expect(container['resources']['requests'][r], `requests.${r}`).toBeDefined();
-      expect(container['resources']['limits']['memory']).toBeDefined();
+      expect(container['resources']['limits'][r], `limits.${r}`).toBeDefined();
     }
-    expect(deployment['spec']['template']['metadata']['labels']).toMatchObject(deployment['spec']['selector']['matchLabels']);
   });
 
-  test('Service, Ingress and HPA point at the Deployment', () => {
+  test('the Deployment selects its own pods; Service (no session affinity), Ingress and HPA (2 replicas or more) point at it', () => {
+    expect(deployment['spec']['template']['metadata']['labels']).toMatchObject(deployment['spec']['selector']['matchLabels']);
     const service = kind('Service');
     const labels = deployment['spec']['template']['metadata']['labels'];
     for (const [k, v] of Object.entries(service['spec']['selector'])) expect(labels[k]).toBe(v);
@@ -87,7 +89,7 @@ describe('deploy/k8s', () => {
     expect(hpa['spec']['minReplicas']).toBeGreaterThanOrEqual(2);
   });
 
-  test("the Ingress has the reference's cookie-affinity annotations", () => {
+  test("the Ingress has the reference's cookie-affinity and long-timeout annotations", () => {
     const a = kind('Ingress')['metadata']['annotations'];
     expect(a).toMatchObject({
       'nginx.ingress.kubernetes.io/affinity': 'cookie',
