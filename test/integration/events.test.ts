@@ -3,9 +3,9 @@ import { ErrorCode } from 'switchboard-client/protocol';
 import type { Message } from 'switchboard-client/protocol';
 import { createChannel, publishMany, unique } from '../helpers/api.js';
 import { call, closeAllClients, collect, connect, next, type TestSocket } from '../helpers/client.js';
-import { createDatabase, PG_ADMIN_URL, type TestDatabase } from '../helpers/postgres.js';
+import { createDatabase, createProxiedDatabase, type ProxiedDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 import { token } from '../helpers/tokens.js';
 
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -614,17 +614,14 @@ describe('limits: a server with RATE_LIMIT_MESSAGES=3/10s, MAX_MESSAGE_LENGTH=10
 });
 
 describe('UNAVAILABLE and INTERNAL', () => {
+  let db: ProxiedDatabase;
   let proxy: TcpProxy;
-  let db: TestDatabase;
   let server: TestServer;
   let broken: TestServer;
   beforeAll(async () => {
-    db = await createDatabase('events_unavailable');
-    const pg = new URL(PG_ADMIN_URL);
-    proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432));
-    const viaProxy = new URL(db.url);
-    viaProxy.port = String(proxy.port);
-    server = await startServer({ DATABASE_URL: viaProxy.toString() });
+    db = await createProxiedDatabase('events_unavailable');
+    proxy = db.proxy;
+    server = await startServer({ DATABASE_URL: db.proxiedUrl });
     broken = await startServer({}, {
       afterStore: () => {
         throw new Error('injected fault: SELECT secret FROM nowhere');
@@ -637,7 +634,6 @@ describe('UNAVAILABLE and INTERNAL', () => {
     await proxy?.restore().catch(() => undefined);
     await server?.close();
     await broken?.close();
-    await proxy?.close();
     await db?.drop();
   });
 
@@ -671,21 +667,15 @@ describe('UNAVAILABLE and INTERNAL', () => {
 });
 
 describe('presence with a slow store (PostgreSQL behind a 40 ms proxy)', () => {
-  let db: TestDatabase;
-  let proxy: TcpProxy;
+  let db: ProxiedDatabase;
   let server: TestServer;
   beforeAll(async () => {
-    db = await createDatabase('events_slow');
-    const pg = new URL(PG_ADMIN_URL);
-    proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432), { delayMs: 40 });
-    const viaProxy = new URL(db.url);
-    viaProxy.port = String(proxy.port);
-    server = await startServer({ DATABASE_URL: viaProxy.toString() });
+    db = await createProxiedDatabase('events_slow', { delayMs: 40 });
+    server = await startServer({ DATABASE_URL: db.proxiedUrl });
   });
   afterAll(async () => {
     closeAllClients();
     await server?.close();
-    await proxy?.close();
     await db?.drop();
   });
 

@@ -3,9 +3,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Message } from 'switchboard-client/protocol';
 import { adminToken, createChannel, http, publishMany, unique, type JsonResponse } from '../helpers/api.js';
 import { call, closeAllClients, connect, next } from '../helpers/client.js';
-import { createDatabase, PG_ADMIN_URL, type TestDatabase } from '../helpers/postgres.js';
+import { createDatabase, createProxiedDatabase, type ProxiedDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import type { TcpProxy } from '../helpers/tcp-proxy.js';
 import { token } from '../helpers/tokens.js';
 
 /** The contract's JSON error: {error: {code, message}} and nothing else. */
@@ -303,17 +303,14 @@ describe('HTTP in production', () => {
 });
 
 describe('/readyz when not ready', () => {
-  let db: TestDatabase;
+  let db: ProxiedDatabase;
   let proxy: TcpProxy;
   let server: TestServer;
   let draining: TestServer;
   beforeAll(async () => {
-    db = await createDatabase('http_ready');
-    const pg = new URL(PG_ADMIN_URL);
-    proxy = await startTcpProxy(pg.hostname, Number(pg.port || 5432));
-    const viaProxy = new URL(db.url);
-    viaProxy.port = String(proxy.port);
-    server = await startServer({ DATABASE_URL: viaProxy.toString() });
+    db = await createProxiedDatabase('http_ready');
+    proxy = db.proxy;
+    server = await startServer({ DATABASE_URL: db.proxiedUrl });
     draining = await startServer({ SHUTDOWN_NOTICE_MS: '1000', SHUTDOWN_TIMEOUT_MS: '5000' });
   });
   afterEach(() => closeAllClients());
@@ -322,7 +319,6 @@ describe('/readyz when not ready', () => {
     await proxy?.restore().catch(() => undefined);
     await server?.close();
     await draining?.close();
-    await proxy?.close();
     await db?.drop();
   });
 
