@@ -10,6 +10,8 @@ export const SYSTEM_BINARIES = {
   nginx: { path: '/usr/sbin/nginx', pkg: 'nginx-light' },
   haproxy: { path: '/usr/sbin/haproxy', pkg: 'haproxy' },
   chromium: { path: '/usr/bin/chromium', pkg: 'chromium' },
+  prometheus: { path: '/usr/bin/prometheus', pkg: 'prometheus' },
+  promtool: { path: '/usr/bin/promtool', pkg: 'prometheus' },
 } as const;
 
 export type SystemBinary = keyof typeof SYSTEM_BINARIES;

@@ -6,14 +6,15 @@
 // SwitchboardBrokerDown when Redis stops (SwitchboardInstanceDown when the instance dies). The panels,
 // as that Prometheus answers them, are drawn to test-results/monitoring-dashboard.png: what the
 // expressions return, laid out on the dashboard's grid by this file (it is not Grafana).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { requireBinary } from '../helpers/binaries.js';
+import { startProcess } from '../helpers/processes.js';
 import { call, closeAllClients, connect, type TestSocket } from '../helpers/client.js';
 import { ROOT, startInstance, type Instance } from '../helpers/instance.js';
 import { freePort, waitFor } from '../helpers/ports.js';
@@ -67,16 +68,10 @@ const dashboard = JSON.parse(read('deploy/monitoring/grafana-dashboard.json')) a
 const JOB = 'switchboard';
 
 /** Until scripts/lib/binaries.ts lists Debian's `prometheus` package, a check of its own. */
-function requirePrometheus(binary: 'prometheus' | 'promtool'): string {
-  const path = `/usr/bin/${binary}`;
-  if (!existsSync(path)) throw new Error(`${binary} is not installed; install it with: sudo apt-get install -y prometheus`);
-  return path;
-}
-
 /** Runs promtool; a non-zero exit fails with everything it printed. */
 function promtool(...args: string[]): string {
   try {
-    return execFileSync(requirePrometheus('promtool'), args, { encoding: 'utf8', stdio: 'pipe' });
+    return execFileSync(requireBinary('promtool'), args, { encoding: 'utf8', stdio: 'pipe' });
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string; message: string };
     throw new Error(`promtool ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? e.message}`);
@@ -401,17 +396,13 @@ interface Prometheus {
   stop(): Promise<void>;
 }
 
-const prometheusProcesses = new Set<ChildProcess>();
-process.once('exit', () => {
-  for (const p of prometheusProcesses) p.kill('SIGKILL');
-});
 
 /**
  * A Prometheus of our own on a free port, with its own storage in a temp dir, scraping `target` every
  * second and evaluating alerts.yml every second. stop() ends it and removes the dir.
  */
 async function startPrometheus(target: string): Promise<Prometheus> {
-  const bin = requirePrometheus('prometheus');
+  const bin = requireBinary('prometheus');
   const dir = mkdtempSync(join(tmpdir(), 'sb-prometheus-'));
   // The shipped `for:` (1 to 10 minutes) would make the test wait that long: this copy sets every
   // `for:` to 0s, so an alert fires at its first evaluation that finds the condition true.
@@ -424,23 +415,14 @@ async function startPrometheus(target: string): Promise<Prometheus> {
   writeFileSync(join(dir, 'prometheus.yml'), stringify(config));
   const port = await freePort();
   const args = [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`];
-  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  prometheusProcesses.add(proc);
-  let log = '';
-  proc.stderr!.on('data', (chunk: Buffer) => void (log = (log + chunk.toString()).slice(-5000)));
-  const exited = new Promise((r) => proc.once('exit', r));
+  const proc = startProcess(bin, args, { name: 'prometheus', stdio: ['ignore', 'ignore', 'pipe'] });
   const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-    await exited;
-    prometheusProcesses.delete(proc);
+    await proc.kill();
     rmSync(dir, { recursive: true, force: true });
   };
   const url = `http://127.0.0.1:${port}`;
   try {
-    await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(`prometheus exited with ${proc.exitCode}:\n${log}`);
-      return (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok;
-    }, 'prometheus to be ready', 20_000, 100);
+    await proc.waitUntil(async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok, 'prometheus to be ready', 20_000, 100);
   } catch (err) {
     await stop();
     throw err;
