@@ -15,7 +15,10 @@ export interface Presence {
   start(): Promise<void>;
   /** Resolves true when this was the user's first connection in the channel, cluster-wide. */
   add(channelId: string, userId: string): Promise<boolean>;
-  /** Resolves true when this was the user's last connection in the channel, cluster-wide. */
+  /**
+   * Resolves true when this was the user's last connection in the channel, cluster-wide; false, with
+   * nothing changed, when this instance has no connection of the user there.
+   */
   remove(channelId: string, userId: string): Promise<boolean>;
   /** Users with at least one connection in the channel, sorted by userId. */
   list(channelId: string): Promise<PresenceUser[]>;

@@ -145,21 +145,22 @@ export class RedisPresence implements Presence {
   }
 
   async add(channelId: string, userId: string): Promise<boolean> {
-    this.bump(channelId, userId, 1);
-    this.requireLink();
-    const total = await this.redis.presenceDelta(
-      this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, 1, userId, `${this.prefix}node:`,
-    );
-    return Number(total) === 1;
+    return (await this.applyDelta(channelId, userId, 1)) === 1;
   }
 
   async remove(channelId: string, userId: string): Promise<boolean> {
-    this.bump(channelId, userId, -1);
+    if (!this.local.get(channelId)?.has(userId)) return false;
+    return (await this.applyDelta(channelId, userId, -1)) === 0;
+  }
+
+  /** Changes this instance's count of the user; resolves with the user's total over live instances. */
+  private async applyDelta(channelId: string, userId: string, delta: 1 | -1): Promise<number> {
+    this.bump(channelId, userId, delta);
     this.requireLink();
     const total = await this.redis.presenceDelta(
-      this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, -1, userId, `${this.prefix}node:`,
+      this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, delta, userId, `${this.prefix}node:`,
     );
-    return Number(total) === 0;
+    return Number(total);
   }
 
   async list(channelId: string): Promise<PresenceUser[]> {
