@@ -16,6 +16,8 @@ export interface Backend<T, O> {
   open(options: O): Promise<T>;
   /** Kills the backend's server; present only on a shared backend. */
   breakBackend?(): Promise<void>;
+  /** Starts the killed server again, empty. */
+  restoreBackend?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -57,6 +59,10 @@ export function redisKind<T, O>(make: (redis: Redis, options: O) => T): BackendK
         async breakBackend() {
           killed = true;
           await server.kill();
+        },
+        async restoreBackend() {
+          await server.start();
+          killed = false;
         },
         async close() {
           for (const l of links.splice(0)) await l.close();

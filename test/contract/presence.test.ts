@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryPresence } from '../../src/adapters/presence/memory.js';
 import { RedisPresence, type RedisPresenceOptions } from '../../src/adapters/presence/redis.js';
+import type { PresenceUser } from 'switchboard-client/protocol';
 import type { Presence } from '../../src/ports/presence.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 import { memoryKind, redisKind, silentLogger, uniquePrefix, useBackend, type BackendKind } from './backends.js';
@@ -14,6 +15,8 @@ const KINDS: BackendKind<Presence, OpenOptions>[] = [
 ];
 
 const CH = 'room';
+
+const sameUsers = (a: PresenceUser[], b: PresenceUser[]) => JSON.stringify(a) === JSON.stringify(b);
 
 describe.each(KINDS)('Presence contract on $name', (kind) => {
   const backend = useBackend(kind);
@@ -133,16 +136,32 @@ describe.each(KINDS)('Presence contract on $name', (kind) => {
     await expect(p.list(CH)).rejects.toThrow();
   });
 
+  it('after calls fail while the link is reported down, the others see what those calls said once it is up', async () => {
+    let up = true;
+    const a = await open({ linkUp: () => up, heartbeatMs: 100 });
+    const b = await open();
+    await a.add(CH, 'alice');
+    up = false;
+    await expect(a.add(CH, 'bob')).rejects.toThrow();
+    await expect(a.remove(CH, 'alice')).rejects.toThrow();
+    up = true;
+    await waitFor(async () => sameUsers(await b.list(CH), [{ userId: 'bob', connections: 1 }]), "a's share to be put right");
+    expect(await b.add(CH, 'alice')).toBe(true);
+  });
+
   describe('with its server killed', () => {
     const broken = useBackend(kind);
 
-    it('calls reject', async () => {
+    it("calls reject; once the server is back, empty, the instance's share is put back", async () => {
       const p = await open({}, broken);
       await p.add(CH, 'alice');
       await broken().breakBackend!();
       await expect(p.add(CH, 'bob')).rejects.toThrow();
       await expect(p.remove(CH, 'alice')).rejects.toThrow();
       await expect(p.list(CH)).rejects.toThrow();
+      await broken().restoreBackend!();
+      // What the instance was told while Redis was away counts: bob joined, alice left.
+      await waitFor(async () => sameUsers(await p.list(CH), [{ userId: 'bob', connections: 1 }]), 'the share to be put back');
     });
   });
 });
