@@ -1,3 +1,4 @@
+/** `retryAfterMs`: whole milliseconds until the key's window closes, at least 1. */
 export type RateDecision = { allowed: true } | { allowed: false; retryAfterMs: number };
 
 /**
