@@ -56,10 +56,10 @@ export class StoreError extends Error {
 /**
  * The system of record: channels, private-channel memberships and messages.
  *
- * Guarantees every implementation keeps (the contract suite in test/contract checks them):
+ * Guarantees every implementation keeps (the contract suites in test/contract check them):
  * - **Gapless order.** Each channel's messages get seq 1, 2, 3, … with no gap and no repeat, also when
  *   several processes append to the same channel at once (the seq is assigned inside the insert's
- *   transaction, under a lock on the channel row).
+ *   transaction, under a lock: the channel's row on PostgreSQL, the whole file on SQLite).
  * - **Idempotent append.** A draft whose (channelId, userId, clientMessageId) is already stored stores
  *   nothing and returns the stored original with `duplicate: true`; so does a repeat within one batch.
  * - **Atomic batches.** `append` stores all drafts of a call in one transaction or none of them. When it

@@ -4,8 +4,18 @@ import type { Logger } from 'pino';
 import type { PresenceUser } from 'switchboard-client/protocol';
 import type { Presence } from '../../ports/presence.js';
 
-/** The slice of ioredis this adapter uses. */
-export type PresenceRedis = Pick<Redis, 'set' | 'del' | 'defineCommand' | 'on' | 'off' | 'pipeline'> & {
+/** The slice of ioredis this adapter is handed. */
+export type PresenceRedisClient = Pick<Redis, 'set' | 'del' | 'defineCommand' | 'on' | 'off' | 'pipeline'>;
+
+type PresencePipeline = {
+  set(key: string, value: string, px: 'PX', ms: number): void;
+  del(key: string): void;
+  presenceSet(hash: string, users: string, node: string, count: number, userId: string): void;
+  exec(): Promise<[Error | null, unknown][] | null>;
+};
+
+/** The client once the adapter's scripts are defined on it. */
+type PresenceRedis = PresenceRedisClient & {
   presenceDelta(hash: string, users: string, node: string, delta: number, userId: string, nodePrefix: string): Promise<number>;
   presenceSet(hash: string, users: string, node: string, count: number, userId: string): Promise<number>;
   presenceList(users: string, hashPrefix: string, nodePrefix: string): Promise<(string | number)[]>;
@@ -61,35 +71,43 @@ return out`;
 /**
  * Cluster-wide presence in Redis. Each instance keeps its own counts in a hash field named after it
  * and proves it is alive with a key that expires `ttlMs` after its last heartbeat; counts of an
- * instance whose key expired are ignored and cleaned up. A local mirror lets the instance re-register
- * everything when Redis comes back empty (restart) and remove its share on close.
+ * instance whose key expired are ignored and cleaned up. A local mirror holds what the calls said:
+ * after a call failed, or a reconnect (Redis may have restarted empty), the instance writes the mirror
+ * again under a new name and retires the old one, so Redis holds exactly the mirror.
  */
 export class RedisPresence implements Presence {
   private readonly redis: PresenceRedis;
-  private readonly node: string;
+  private readonly instanceId: string;
+  private node: string;
+  /** A call failed: Redis may not hold what the mirror says. */
+  private stale = false;
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly log: Logger;
   private readonly local = new Map<string, Map<string, number>>();
   private readonly timer: NodeJS.Timeout;
   private readonly linkUp: () => boolean;
-  private readonly onReady = () => void this.reregister();
+  private readonly onReady = () => void this.rewrite();
 
-  constructor(redis: Redis, options: RedisPresenceOptions) {
+  constructor(redis: PresenceRedisClient, options: RedisPresenceOptions) {
     this.prefix = options.keyPrefix ?? 'sb:';
-    this.node = `${options.instanceId}#${randomBytes(4).toString('hex')}`;
+    this.instanceId = options.instanceId;
+    this.node = this.newNode();
     this.ttlMs = options.ttlMs ?? 15_000;
     this.log = options.logger;
     this.linkUp = options.linkUp ?? (() => true);
     redis.defineCommand('presenceDelta', { numberOfKeys: 2, lua: DELTA });
     redis.defineCommand('presenceSet', { numberOfKeys: 2, lua: SET });
     redis.defineCommand('presenceList', { numberOfKeys: 1, lua: LIST });
-    this.redis = redis as unknown as PresenceRedis;
-    this.timer = setInterval(() => void this.heartbeat(), options.heartbeatMs ?? 5000);
+    this.redis = redis as PresenceRedis;
+    this.timer = setInterval(() => void this.tick(), options.heartbeatMs ?? 5000);
     this.timer.unref();
     redis.on('ready', this.onReady);
   }
 
+  private newNode(): string {
+    return `${this.instanceId}#${randomBytes(4).toString('hex')}`;
+  }
   private nodeKey(node = this.node) {
     return `${this.prefix}node:${node}`;
   }
@@ -105,7 +123,7 @@ export class RedisPresence implements Presence {
   }
 
   /** Marks this instance alive; resolves false when Redis did not answer. */
-  async heartbeat(): Promise<boolean> {
+  private async heartbeat(): Promise<boolean> {
     try {
       await this.redis.set(this.nodeKey(), '1', 'PX', this.ttlMs);
       return true;
@@ -115,17 +133,31 @@ export class RedisPresence implements Presence {
     }
   }
 
-  /** Puts this instance's counts back after Redis lost them (it restarted without persistence). */
-  private async reregister(): Promise<void> {
-    if (!(await this.heartbeat())) return;
+  private async tick(): Promise<void> {
+    if ((await this.heartbeat()) && this.stale) await this.rewrite();
+  }
+
+  /**
+   * Writes the mirror under a new node name, then retires the old name, whose fields are then
+   * ignored and cleaned up like a dead instance's. Others may count this instance twice for the
+   * moment in between, never not at all.
+   */
+  private async rewrite(): Promise<void> {
+    const retired = this.node;
+    this.node = this.newNode();
+    this.stale = false;
+    const pipe = this.redis.pipeline() as unknown as PresencePipeline;
+    pipe.set(this.nodeKey(), '1', 'PX', this.ttlMs);
+    for (const [channelId, users] of this.local) {
+      for (const [userId, n] of users) pipe.presenceSet(this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, n, userId);
+    }
+    pipe.del(this.nodeKey(retired));
     try {
-      const pipe = this.redis.pipeline() as unknown as { presenceSet: (...a: unknown[]) => void; exec: () => Promise<unknown> };
-      for (const [channelId, users] of this.local) {
-        for (const [userId, n] of users) pipe.presenceSet(this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, n, userId);
-      }
-      await pipe.exec();
+      const failed = (await pipe.exec())?.find(([err]) => err)?.[0];
+      if (failed) throw failed;
     } catch (err) {
-      this.log.warn({ reason: (err as Error).message }, 'could not re-register presence after reconnecting to Redis');
+      this.stale = true;
+      this.log.warn({ reason: (err as Error).message }, 'could not write presence to Redis; retrying after the next heartbeat');
     }
   }
 
@@ -145,21 +177,27 @@ export class RedisPresence implements Presence {
   }
 
   async add(channelId: string, userId: string): Promise<boolean> {
-    this.bump(channelId, userId, 1);
-    this.requireLink();
-    const total = await this.redis.presenceDelta(
-      this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, 1, userId, `${this.prefix}node:`,
-    );
-    return Number(total) === 1;
+    return (await this.applyDelta(channelId, userId, 1)) === 1;
   }
 
   async remove(channelId: string, userId: string): Promise<boolean> {
-    this.bump(channelId, userId, -1);
-    this.requireLink();
-    const total = await this.redis.presenceDelta(
-      this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, -1, userId, `${this.prefix}node:`,
-    );
-    return Number(total) === 0;
+    if (!this.local.get(channelId)?.has(userId)) return false;
+    return (await this.applyDelta(channelId, userId, -1)) === 0;
+  }
+
+  /** Changes this instance's count of the user; resolves with the user's total over live instances. */
+  private async applyDelta(channelId: string, userId: string, delta: 1 | -1): Promise<number> {
+    this.bump(channelId, userId, delta);
+    try {
+      this.requireLink();
+      const total = await this.redis.presenceDelta(
+        this.hashPrefix(channelId) + userId, this.usersKey(channelId), this.node, delta, userId, `${this.prefix}node:`,
+      );
+      return Number(total);
+    } catch (err) {
+      this.stale = true;
+      throw err;
+    }
   }
 
   async list(channelId: string): Promise<PresenceUser[]> {

@@ -1,7 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { Migrator, sql, type Kysely } from 'kysely';
+import { Migrator, sql, type Kysely, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import type { Message } from 'switchboard-client/protocol';
 import {
   StoreError,
   type AppendResult,
@@ -11,6 +9,7 @@ import {
   type MessageDraft,
   type MessageStore,
 } from '../../ports/message-store.js';
+import { planAppend, toMessage, type MessageRow } from './append-plan.js';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
 
@@ -22,23 +21,9 @@ export interface KyselyStoreOptions {
   logger: Logger;
   /** Classifies a driver error; the dialect module knows its driver's codes. */
   classify: (err: unknown) => StoreError['kind'];
-  /** Closes what the dialect opened beyond Kysely (nothing for most). */
-  onClose?: () => Promise<void>;
 }
 
-export type MessageRow = Database['messages'];
 type ChannelRow = Database['channels'];
-
-/** A stored row as the wire's Message (BIGINT columns may arrive as strings or bigints). */
-export const toMessage = (r: MessageRow): Message => ({
-  id: r.id,
-  seq: Number(r.seq),
-  channelId: r.channel_id,
-  userId: r.user_id,
-  content: r.content,
-  timestamp: new Date(Number(r.created_at)).toISOString(),
-  clientMessageId: r.client_message_id,
-});
 
 const toChannel = (r: ChannelRow): Channel => ({
   id: r.id,
@@ -48,26 +33,27 @@ const toChannel = (r: ChannelRow): Channel => ({
   createdAt: new Date(Number(r.created_at)).toISOString(),
 });
 
-const dedupKey = (userId: string, clientMessageId: string) => `${userId}\u0000${clientMessageId}`;
-
-/** The one MessageStore implementation; SQLite and PostgreSQL differ only in the Kysely dialect. */
+/**
+ * The MessageStore on Kysely, for SQLite and PostgreSQL: the dialect modules supply the driver and
+ * its error classification, and every query is the same for both, with one exception: SQLite runs the
+ * reads and writes of `append` on prepared statements instead (SqliteMessageStore). The rules of
+ * `append` are written once, in planAppend, for both.
+ */
 export class KyselyMessageStore implements MessageStore {
   private readonly db: Kysely<Database>;
   private readonly dialect: Dialect;
   private readonly log: Logger;
   private readonly classify: KyselyStoreOptions['classify'];
-  private readonly onClose: (() => Promise<void>) | undefined;
 
   constructor(options: KyselyStoreOptions) {
     this.db = options.db;
     this.dialect = options.dialect;
     this.log = options.logger;
     this.classify = options.classify;
-    this.onClose = options.onClose;
   }
 
   /** Runs `fn`, turning driver errors into StoreErrors the core understands. */
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  protected async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
@@ -182,75 +168,35 @@ export class KyselyMessageStore implements MessageStore {
 
   append(drafts: readonly MessageDraft[]): Promise<AppendResult[]> {
     if (drafts.length === 0) return Promise.resolve([]);
-    return this.guard('append', () =>
-      this.db.transaction().execute(async (trx) => {
-        const results = new Array<AppendResult>(drafts.length);
-        const byChannel = new Map<string, number[]>();
-        drafts.forEach((d, i) => {
-          const list = byChannel.get(d.channelId);
-          if (list) list.push(i);
-          else byChannel.set(d.channelId, [i]);
-        });
-        // A fixed lock order keeps two batches that touch the same channels from deadlocking.
-        const channelIds = [...byChannel.keys()].sort();
-        const now = Date.now();
-        const rows: MessageRow[] = [];
-        for (const channelId of channelIds) {
-          const indexes = byChannel.get(channelId)!;
-          const channel = await trx
-            .selectFrom('channels')
-            .select('last_seq')
-            .where('id', '=', channelId)
-            .$if(this.dialect === 'postgres', (q) => q.forUpdate())
-            .executeTakeFirst();
-          if (!channel) throw new StoreError('not_found', `channel ${channelId} does not exist`);
+    return this.guard('append', () => this.db.transaction().execute((trx) => this.appendIn(trx, drafts)));
+  }
 
-          // Read after the lock: a concurrent writer's duplicate is committed by now and visible.
-          const existing = new Map<string, Message>();
-          const cmids = [...new Set(indexes.map((i) => drafts[i]!.clientMessageId))];
-          const found = await trx
-            .selectFrom('messages')
-            .selectAll()
-            .where('channel_id', '=', channelId)
-            .where('client_message_id', 'in', cmids)
-            .execute();
-          for (const r of found) existing.set(dedupKey(r.user_id, r.client_message_id), toMessage(r));
-
-          let seq = Number(channel.last_seq);
-          for (const i of indexes) {
-            const d = drafts[i]!;
-            const key = dedupKey(d.userId, d.clientMessageId);
-            const original = existing.get(key);
-            if (original) {
-              results[i] = { message: original, duplicate: true };
-              continue;
-            }
-            seq += 1;
-            const row: MessageRow = {
-              id: randomUUID(),
-              channel_id: channelId,
-              seq,
-              user_id: d.userId,
-              content: d.content,
-              client_message_id: d.clientMessageId,
-              created_at: now,
-            };
-            rows.push(row);
-            const message = toMessage(row);
-            existing.set(key, message);
-            results[i] = { message, duplicate: false };
-          }
-          if (seq !== Number(channel.last_seq)) {
-            await trx.updateTable('channels').set({ last_seq: seq }).where('id', '=', channelId).execute();
-          }
-        }
-        // Chunks keep each statement under the drivers' bound-parameter limits.
-        for (let i = 0; i < rows.length; i += 1000) {
-          await trx.insertInto('messages').values(rows.slice(i, i + 1000)).execute();
-        }
-        return results;
-      }),
-    );
+  private async appendIn(trx: Transaction<Database>, drafts: readonly MessageDraft[]): Promise<AppendResult[]> {
+    const lastSeq = new Map<string, number>();
+    const stored: MessageRow[] = [];
+    // A fixed lock order keeps two batches that touch the same channels from deadlocking.
+    for (const channelId of [...new Set(drafts.map((d) => d.channelId))].sort()) {
+      const channel = await trx
+        .selectFrom('channels')
+        .select('last_seq')
+        .where('id', '=', channelId)
+        .$if(this.dialect === 'postgres', (q) => q.forUpdate())
+        .executeTakeFirst();
+      if (!channel) continue;
+      lastSeq.set(channelId, Number(channel.last_seq));
+      // Read after the lock: a concurrent writer's duplicate is committed by now and visible.
+      const cmids = [...new Set(drafts.filter((d) => d.channelId === channelId).map((d) => d.clientMessageId))];
+      stored.push(...(await trx.selectFrom('messages').selectAll().where('channel_id', '=', channelId).where('client_message_id', 'in', cmids).execute()));
+    }
+    const plan = planAppend(drafts, { lastSeq, stored });
+    for (const [channelId, seq] of plan.lastSeq) {
+      await trx.updateTable('channels').set({ last_seq: seq }).where('id', '=', channelId).execute();
+    }
+    // Chunks keep each statement under the drivers' bound-parameter limits.
+    for (let i = 0; i < plan.rows.length; i += 1000) {
+      await trx.insertInto('messages').values(plan.rows.slice(i, i + 1000)).execute();
+    }
+    return plan.results;
   }
 
   history(channelId: string, query: HistoryQuery): Promise<HistoryPage> {
@@ -279,6 +225,5 @@ export class KyselyMessageStore implements MessageStore {
 
   async close(): Promise<void> {
     await this.db.destroy();
-    await this.onClose?.();
   }
 }

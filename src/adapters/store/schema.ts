@@ -1,5 +1,3 @@
-import type { Generated } from 'kysely';
-
 /** Tables as Kysely sees them. Times are ms since the epoch; both dialects store them as BIGINT. */
 export interface Database {
   channels: {
@@ -23,5 +21,4 @@ export interface Database {
     client_message_id: string;
     created_at: number | string | bigint;
   };
-  _placeholder?: { id: Generated<number> };
 }

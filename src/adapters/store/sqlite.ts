@@ -39,17 +39,29 @@ class ImmediateSqliteDriver extends SqliteDriver {
   }
 }
 
+/**
+ * SQLite runs DDL in transactions, which Kysely's adapter does not claim. Claiming it makes the
+ * Migrator run the pending migrations in one transaction that, begun IMMEDIATE, holds the write lock
+ * before it reads which migrations have run: a second process migrating the same file waits, then
+ * finds nothing left to do, instead of creating the same tables again.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
 const immediateSqliteDialect = (config: SqliteDialectConfig): Dialect => ({
-  createAdapter: () => new SqliteAdapter(),
+  createAdapter: () => new TransactionalDdlSqliteAdapter(),
   createDriver: () => new ImmediateSqliteDriver(config),
   createQueryCompiler: () => new SqliteQueryCompiler(),
   createIntrospector: (db) => new SqliteIntrospector(db),
 });
 
 /**
- * Embedded SQLite (better-sqlite3) for one instance. WAL with synchronous=NORMAL: a commit survives
- * a process crash; the last commits may be lost only if the machine itself loses power.
- * Several instances on one host may share the file; across hosts they must share PostgreSQL.
+ * Embedded SQLite (better-sqlite3). WAL with synchronous=NORMAL: a commit survives a process crash;
+ * the last commits may be lost only if the machine itself loses power. Several instances on one host
+ * may share the file (test/contract/sqlite-processes.test.ts); across hosts they must share PostgreSQL.
  */
 export function openSqliteStore(path: string, logger: Logger): KyselyMessageStore {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
