@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteStore } from '../../src/adapters/store/sqlite.js';
+import { startProcess } from '../helpers/processes.js';
 
 const WRITER = join(import.meta.dirname, 'sqlite-writer.ts');
 const CHANNEL = 'shared';
@@ -18,20 +19,18 @@ interface Appended {
 
 /** A store process (sqlite-writer.ts): `send` a command, then read its answer line by line. */
 function startWriter() {
-  const proc = spawn(process.execPath, ['--import', 'tsx', '--conditions=switchboard:source', WRITER], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const tracked = startProcess(process.execPath, ['--import', 'tsx', '--conditions=switchboard:source', WRITER], { name: 'sqlite-writer', stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = tracked.child as ChildProcessWithoutNullStreams;
   const lines: string[] = [];
   let wake = () => {};
   createInterface({ input: proc.stdout }).on('line', (line) => {
     lines.push(line);
     wake();
   });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  void exited.then(() => wake());
+  void tracked.exited.then(() => wake());
   const next = async (): Promise<string> => {
     while (lines.length === 0) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`the writer exited with ${proc.exitCode ?? proc.signalCode}: ${stderr}`);
+      if (!tracked.alive) throw new Error(`the writer exited with ${await tracked.exited}: ${tracked.output()}`);
       await new Promise<void>((r) => (wake = r));
     }
     return lines.shift()!;
@@ -46,9 +45,10 @@ function startWriter() {
     send: (command: string) => proc.stdin.write(`${command}\n`),
     until,
     async stop() {
+      // End of input is the writer's cue to close its store and exit; kill it if it has not in 5 s.
       proc.stdin.end();
-      setTimeout(() => proc.kill('SIGKILL'), 5000).unref();
-      await exited;
+      await Promise.race([tracked.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
+      await tracked.kill();
     },
   };
 }
