@@ -10,7 +10,11 @@
  *   listeners, whatever its cause: `leave`, a disconnect, or an eviction from any instance.
  */
 export interface Rooms {
-  /** Resolves once the channel's broadcasts reach the connection. Entering twice is entering once. */
+  /**
+   * Resolves once the channel's broadcasts made on this instance reach the connection; those made on
+   * other instances may take a moment longer, when the channel has no other member here yet (the
+   * instance subscribes to it then). Entering twice is entering once.
+   */
   enter(connectionId: string, channelId: string): Promise<void>;
   leave(connectionId: string, channelId: string): Promise<void>;
   isJoined(connectionId: string, channelId: string): boolean;
