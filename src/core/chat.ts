@@ -9,7 +9,6 @@ import { Channels } from './channels.js';
 import { Membership } from './membership.js';
 import { Messaging, type MessagingDeps } from './messaging.js';
 
-export { SYSTEM_USER } from './messaging.js';
 export type { Session } from './session.js';
 
 export interface ChatDeps extends Pick<MessagingDeps, 'onStoreBatch' | 'onStored' | 'afterStore'> {

@@ -20,14 +20,14 @@ const CONNECTION_LIMIT_RETRY_MS = 5000;
 const refusal = (message: string, data: Omit<ErrorBody, 'message'>): Error => Object.assign(new Error(message), { data });
 
 /** The token of a handshake: `auth.token`, else the Authorization header. */
-export function handshakeToken(handshake: IoSocket['handshake']): string | undefined {
+function handshakeToken(handshake: IoSocket['handshake']): string | undefined {
   const fromAuth: unknown = handshake.auth?.['token'];
   if (typeof fromAuth === 'string' && fromAuth.length > 0) return fromAuth;
   return bearerToken(handshake.headers['authorization']);
 }
 
 /** What the server keeps on a socket, from its verified token. */
-export const socketData = (p: Principal, batch: boolean): SocketData => ({
+const socketData = (p: Principal, batch: boolean): SocketData => ({
   userId: p.userId,
   name: p.name,
   isAdmin: p.isAdmin,
