@@ -66,9 +66,7 @@ export class SocketGateway {
     metrics.connectionsTotal.inc();
     this.log.info({ socketId: socket.id, userId: session.principal.userId, transport: socket.conn.transport.name }, 'connected');
     chat.membership.connect(session);
-    let stopExpiry = () => {};
     socket.on('disconnecting', (reason) => {
-      stopExpiry();
       this.log.info({ socketId: socket.id, userId: session.principal.userId, reason }, 'disconnected');
     });
     socket.on('disconnect', () => {
@@ -84,7 +82,7 @@ export class SocketGateway {
     });
     this.route(socket, session);
     // Last: an expiry that is already due ends the session, whose disconnect handlers are in place.
-    stopExpiry = this.watchExpiry(socket);
+    this.watchExpiry(socket);
   }
 
   /** Each client event to its core call. */
@@ -150,8 +148,8 @@ export class SocketGateway {
     else this.deps.broadcaster.toConnection(socket.id, 'error', { ...body, event });
   }
 
-  /** Ends the session when its token expires; the client reconnects with a fresh token. Returns the cancel. */
-  private watchExpiry(socket: IoSocket): () => void {
+  /** Ends the session when its token expires; the client reconnects with a fresh token. */
+  private watchExpiry(socket: IoSocket): void {
     let timer: NodeJS.Timeout | undefined;
     const arm = () => {
       const left = socket.data.expiresAt - Date.now();
@@ -159,8 +157,8 @@ export class SocketGateway {
       timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
       timer.unref();
     };
+    socket.once('disconnecting', () => clearTimeout(timer));
     arm();
-    return () => clearTimeout(timer);
   }
 
   private expire(socket: IoSocket, event?: string, ack?: AckFn): void {
