@@ -1,19 +1,9 @@
-import type { Message, ServerToClientEvents } from 'switchboard-client/protocol';
-import type { Broadcaster } from '../ports/broadcaster.js';
+import type { Message } from 'switchboard-client/protocol';
+import type { Broadcaster, EventArgs, ServerEvent } from '../ports/broadcaster.js';
 import type { Metrics } from '../metrics.js';
-import { batchRoom, channelRoom, plainRoom, userRoom } from './rooms.js';
+import { batchRoom, channelRoom, plainRoom } from './rooms.js';
 import type { IoServer } from './types.js';
 
-/**
- * The Broadcaster port over Socket.IO rooms; the adapter carries it to the other instances.
- *
- * `new_message`s are coalesced: those stored in one event-loop turn are buffered per channel and
- * flushed together at the end of the turn (setImmediate, so a lone message waits for no timer). When a
- * channel has several, clients that asked for batching (the `batchRoom`) get them in one `new_messages`
- * frame and the others (the `plainRoom`) get one `new_message` each; a single message goes to the
- * whole room as a plain `new_message`. One frame per batch instead of one per message is what makes fan-out cheap
- * under load: the cost of a delivery is mostly the write to its socket (docs/performance.md).
- */
 export interface BroadcasterOptions {
   /** Counts deliveries. */
   metrics?: Metrics;
@@ -26,6 +16,26 @@ export interface BroadcasterOptions {
   brokerUp?: () => boolean;
 }
 
+/** Events dropped rather than queued for a connection that cannot take them now. */
+const VOLATILE: ReadonlySet<ServerEvent> = new Set<ServerEvent>(['user_typing']);
+
+/** The two things an event can be sent through: a socket, or a broadcast to rooms. */
+interface Emitter {
+  readonly volatile: Emitter;
+  emit<E extends ServerEvent>(event: E, ...args: EventArgs<E>): boolean;
+}
+
+/**
+ * The Broadcaster port over Socket.IO; the adapter carries broadcasts to the other instances. This is
+ * the one place in the server that emits to clients.
+ *
+ * `new_message`s are coalesced: those stored in one event-loop turn are buffered per channel and
+ * flushed together at the end of the turn (setImmediate, so a lone message waits for no timer). When a
+ * channel has several, clients that asked for batching (the `batchRoom`) get them in one `new_messages`
+ * frame and the others (the `plainRoom`) get one `new_message` each; a single message goes to the
+ * whole room as a plain `new_message`. One frame per batch instead of one per message is what makes fan-out cheap
+ * under load: the cost of a delivery is mostly the write to its socket (docs/performance.md).
+ */
 export class SocketIoBroadcaster implements Broadcaster {
   private pending = new Map<string, Message[]>();
   private flushScheduled = false;
@@ -45,23 +55,32 @@ export class SocketIoBroadcaster implements Broadcaster {
     return this.brokerUp() ? this.io : this.io.local;
   }
 
-  toChannel<E extends keyof ServerToClientEvents>(channelId: string, event: E, ...args: Parameters<ServerToClientEvents[E]>): void {
-    if (event === 'new_message') {
-      const message = args[0] as Message;
-      const list = this.pending.get(channelId);
-      if (list) list.push(message);
-      else this.pending.set(channelId, [message]);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(this.flush);
-      }
-      return;
-    }
-    this.target.to(channelRoom(channelId)).emit(event, ...args);
+  toChannel<E extends ServerEvent>(channelId: string, event: E, ...args: EventArgs<E>): void {
+    if (event === 'new_message') return this.queue(channelId, args[0] as Message);
+    send(this.target.to(channelRoom(channelId)), event, args);
   }
 
-  evict(channelId: string, userId: string): void {
-    this.io.in(userRoom(userId)).socketsLeave([channelRoom(channelId), batchRoom(channelId), plainRoom(channelId)]);
+  toOthers<E extends ServerEvent>(connectionId: string, channelId: string, event: E, ...args: EventArgs<E>): void {
+    send(this.target.to(channelRoom(channelId)).except(connectionId), event, args);
+  }
+
+  toConnection<E extends ServerEvent>(connectionId: string, event: E, ...args: EventArgs<E>): void {
+    const socket = this.io.of('/').sockets.get(connectionId);
+    if (socket) send(socket, event, args);
+  }
+
+  toEveryone<E extends ServerEvent>(event: E, ...args: EventArgs<E>): void {
+    send(this.target, event, args);
+  }
+
+  private queue(channelId: string, message: Message): void {
+    const list = this.pending.get(channelId);
+    if (list) list.push(message);
+    else this.pending.set(channelId, [message]);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
   }
 
   private readonly flush = (): void => {
@@ -81,4 +100,8 @@ export class SocketIoBroadcaster implements Broadcaster {
       for (const m of messages) plain.emit('new_message', m);
     }
   };
+}
+
+function send<E extends ServerEvent>(through: Emitter, event: E, args: EventArgs<E>): void {
+  (VOLATILE.has(event) ? through.volatile : through).emit(event, ...args);
 }

@@ -16,7 +16,7 @@ export interface HandshakeLimitDeps {
 }
 
 /** The client address: the peer, or the X-Forwarded-For entry the trusted proxies vouch for. */
-export function clientAddress(req: IncomingMessage, trust: ((addr: string, i: number) => boolean) | undefined): string {
+function clientAddress(req: IncomingMessage, trust: ((addr: string, i: number) => boolean) | undefined): string {
   if (!trust) return req.socket.remoteAddress ?? 'unknown';
   try {
     return proxyaddr(req, trust);

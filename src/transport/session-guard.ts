@@ -14,7 +14,7 @@ export type SessionCheck = (req: IncomingMessage) => Refusal | undefined | Promi
 const REASONS: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service Unavailable' };
 
 /** A request that would open a new Socket.IO session (a handshake), not one of an existing session. */
-export const isNewSession = (req: IncomingMessage): boolean => {
+const isNewSession = (req: IncomingMessage): boolean => {
   const url = req.url ?? '';
   return url.startsWith('/socket.io/') && !/[?&]sid=/.test(url);
 };

@@ -1,0 +1,51 @@
+import { ErrorCode, SwitchboardError } from 'switchboard-client/protocol';
+import type { Principal } from '../ports/authenticator.js';
+import type { Channel, MessageStore } from '../ports/message-store.js';
+import { forbidden, fromStore } from './errors.js';
+
+export type ChannelInfo = Pick<Channel, 'id' | 'isPrivate'>;
+
+/** Most channels remembered; past it the memory starts again empty. */
+const CACHE_LIMIT = 50_000;
+
+export function requireAdmin(principal: Principal): void {
+  if (!principal.isAdmin) throw forbidden();
+}
+
+/** Who may read and join which channel. */
+export class ChannelAccess {
+  /** Channels never change privacy and are never deleted, so a found channel can be remembered. */
+  private readonly cache = new Map<string, ChannelInfo>();
+
+  constructor(private readonly store: Pick<MessageStore, 'getChannel' | 'isMember'>) {}
+
+  async find(channelId: string): Promise<ChannelInfo | undefined> {
+    const cached = this.cache.get(channelId);
+    if (cached) return cached;
+    const channel = await fromStore(this.store.getChannel(channelId));
+    if (channel) {
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(channelId, { id: channel.id, isPrivate: channel.isPrivate });
+    }
+    return channel;
+  }
+
+  /**
+   * Resolves when `principal` may read and join the channel: it is public, the token grants it, the
+   * user is a member, or the user is an admin. FORBIDDEN otherwise, and when it does not exist.
+   */
+  async authorize(principal: Principal, channelId: string): Promise<void> {
+    const channel = await this.find(channelId);
+    if (!channel) throw forbidden();
+    if (!channel.isPrivate || principal.isAdmin || principal.channels.includes(channelId)) return;
+    if (!(await fromStore(this.store.isMember(channelId, principal.userId)))) throw forbidden();
+  }
+
+  /** The channel an admin acts on: FORBIDDEN for anyone else, NOT_FOUND when it does not exist. */
+  async forAdmin(principal: Principal, channelId: string): Promise<ChannelInfo> {
+    requireAdmin(principal);
+    const channel = await this.find(channelId);
+    if (!channel) throw new SwitchboardError(ErrorCode.NOT_FOUND, `No channel ${channelId}`);
+    return channel;
+  }
+}

@@ -1,0 +1,165 @@
+import type { Logger } from 'pino';
+import { ErrorCode, SwitchboardError, MAX_MISSED, type JoinResult, type PresenceResult, type TypingResult } from 'switchboard-client/protocol';
+import type { Principal } from '../ports/authenticator.js';
+import type { Broadcaster } from '../ports/broadcaster.js';
+import type { MessageStore } from '../ports/message-store.js';
+import type { Presence } from '../ports/presence.js';
+import type { Rooms } from '../ports/rooms.js';
+import type { ChannelAccess } from './access.js';
+import { forbidden, fromStore } from './errors.js';
+import type { Session } from './session.js';
+import { TypingThrottle } from './typing-throttle.js';
+
+export interface MembershipDeps {
+  store: Pick<MessageStore, 'getChannel' | 'history'>;
+  presence: Presence;
+  broadcaster: Broadcaster;
+  rooms: Rooms;
+  access: ChannelAccess;
+  logger: Logger;
+  /** Shown to the joiner in `joined`. */
+  instanceId: string;
+  /** Channels one connection may be in at once. */
+  channelsPerConnection: number;
+  /** Typing signals per user and channel that reach the others: one per this interval. @default 1000 */
+  typingIntervalMs?: number;
+}
+
+/** How long a connection at its channel limit is told to wait: until it leaves one, really. */
+const CHANNEL_LIMIT_RETRY_MS = 60_000;
+
+const now = () => new Date().toISOString();
+
+/**
+ * Being in a channel: join (with catch-up), leave, typing and presence, and the `user_joined` /
+ * `user_left` notices. Presence counts each connection once per channel it is in, from its join until
+ * it leaves the room however that happens (leave, disconnect, an admin's eviction on any instance).
+ */
+export class Membership {
+  private readonly deps: MembershipDeps;
+  private readonly typingThrottle: TypingThrottle;
+  /** Per connection of this instance: who it is and the channels it is counted in presence for. */
+  private readonly sessions = new Map<string, { principal: Principal; counted: Set<string> }>();
+
+  constructor(deps: MembershipDeps) {
+    this.deps = deps;
+    this.typingThrottle = new TypingThrottle(deps.typingIntervalMs ?? 1000);
+    deps.rooms.onLeft((connectionId, channelId) => this.departed(connectionId, channelId));
+  }
+
+  /** A connection opened. */
+  connect(session: Session): void {
+    this.sessions.set(session.id, { principal: session.principal, counted: new Set() });
+  }
+
+  /** A connection closed (after it left its rooms). */
+  disconnect(connectionId: string): void {
+    this.sessions.delete(connectionId);
+  }
+
+  /**
+   * Authorizes, enters the room, answers with the catch-up, tells the joiner `joined` and, on the
+   * user's first connection in the channel, the others `user_joined`.
+   */
+  async join(session: Session, channelId: string, sinceSeq?: number): Promise<JoinResult> {
+    const { rooms } = this.deps;
+    const already = rooms.isJoined(session.id, channelId);
+    if (!already) this.checkChannelLimit(session.id);
+    await this.deps.access.authorize(session.principal, channelId);
+    // In the room before the catch-up is read: a message stored in between arrives live, in
+    // `missed`, or both (clients drop seqs they hold), never in neither.
+    await rooms.enter(session.id, channelId);
+    let result: JoinResult;
+    try {
+      result = await this.catchUp(channelId, sinceSeq);
+    } catch (err) {
+      if (!already) await rooms.leave(session.id, channelId);
+      throw err;
+    }
+    this.deps.broadcaster.toConnection(session.id, 'joined', { channelId, lastSeq: result.lastSeq, instance: this.deps.instanceId });
+    await this.count(session, channelId);
+    return result;
+  }
+
+  /** Leaves the room and tells the leaver `left`; presence and `user_left` follow from the departure. */
+  async leave(session: Session, channelId: string): Promise<{ channelId: string }> {
+    if (!this.deps.rooms.isJoined(session.id, channelId)) throw forbidden('Not joined to this channel');
+    await this.deps.rooms.leave(session.id, channelId);
+    this.deps.broadcaster.toConnection(session.id, 'left', { channelId });
+    return { channelId };
+  }
+
+  /** Relays a typing signal to the others in the room, at most one per user and channel per interval. */
+  typing(session: Session, channelId: string): TypingResult {
+    if (!this.deps.rooms.isJoined(session.id, channelId)) throw forbidden('Join the channel first');
+    const { userId } = session.principal;
+    if (!this.typingThrottle.allow(userId, channelId)) return { throttled: true };
+    this.deps.broadcaster.toOthers(session.id, channelId, 'user_typing', { userId, channelId });
+    return {};
+  }
+
+  /** Who is in the channel, across every instance. */
+  async presence(principal: Principal, channelId: string): Promise<PresenceResult> {
+    await this.deps.access.authorize(principal, channelId);
+    try {
+      return { users: await this.deps.presence.list(channelId) };
+    } catch (err) {
+      throw new SwitchboardError(ErrorCode.UNAVAILABLE, 'Presence is unavailable right now; retry shortly', { cause: err });
+    }
+  }
+
+  private checkChannelLimit(connectionId: string): void {
+    const joined = this.deps.rooms.joinedCount(connectionId);
+    if (joined < this.deps.channelsPerConnection) return;
+    throw new SwitchboardError(ErrorCode.RATE_LIMITED, `This connection has joined ${joined} channels, the most allowed; leave one first`, {
+      retryAfterMs: CHANNEL_LIMIT_RETRY_MS,
+    });
+  }
+
+  private async catchUp(channelId: string, sinceSeq: number | undefined): Promise<JoinResult> {
+    const { store } = this.deps;
+    if (sinceSeq === undefined) {
+      const channel = await fromStore(store.getChannel(channelId));
+      return { channelId, lastSeq: channel?.lastSeq ?? 0 };
+    }
+    const [channel, page] = await fromStore(Promise.all([store.getChannel(channelId), store.history(channelId, { afterSeq: sinceSeq, limit: MAX_MISSED })]));
+    const lastSeq = Math.max(channel?.lastSeq ?? 0, page.messages.at(-1)?.seq ?? 0);
+    return { channelId, lastSeq, missed: page.messages, hasMore: page.hasMore };
+  }
+
+  /**
+   * Counts the connection in presence, once per channel and only while it is still in the room: a
+   * second join in flight, or a leave, disconnect or eviction during the join's awaits, leaves no
+   * count behind.
+   */
+  private async count(session: Session, channelId: string): Promise<void> {
+    const entry = this.sessions.get(session.id);
+    if (!entry || entry.counted.has(channelId) || !this.deps.rooms.isJoined(session.id, channelId)) return;
+    entry.counted.add(channelId);
+    const { userId } = session.principal;
+    if (await this.presenceChange('add', channelId, userId)) {
+      this.deps.broadcaster.toOthers(session.id, channelId, 'user_joined', { userId, channelId, timestamp: now() });
+    }
+  }
+
+  private departed(connectionId: string, channelId: string): void {
+    const entry = this.sessions.get(connectionId);
+    if (!entry?.counted.delete(channelId)) return;
+    const { userId } = entry.principal;
+    void this.presenceChange('remove', channelId, userId).then((last) => {
+      if (last) this.deps.broadcaster.toChannel(channelId, 'user_left', { userId, channelId, timestamp: now() });
+    });
+  }
+
+  /**
+   * Resolves true when the others should hear of it: the user's first (add) or last (remove)
+   * connection in the channel. When presence cannot answer it says true: better a repeated notice
+   * than a missing one.
+   */
+  private presenceChange(change: 'add' | 'remove', channelId: string, userId: string): Promise<boolean> {
+    return this.deps.presence[change](channelId, userId).catch((err: unknown) => {
+      this.deps.logger.warn({ channelId, reason: (err as Error).message }, `presence ${change} failed`);
+      return true;
+    });
+  }
+}
