@@ -12,6 +12,7 @@ import { AUTH_INVALID, AUTH_REQUIRED, ErrorCode, HTTP_STATUS, SwitchboardError, 
 import { AuthError, type Authenticator, type Principal, type TokenIssuer } from '../ports/authenticator.js';
 import { invalidPayload } from './answers.js';
 import { bearerToken } from './bearer.js';
+import { openApiDocument } from './openapi.js';
 
 export interface Readiness {
   ready: boolean;
@@ -90,9 +91,13 @@ export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustPr
 
 /** Health, metrics, the admin REST API, the development token endpoint and the demo page. */
 export function registerRoutes(app: HttpServer, deps: RouteDeps): void {
+  const schemas = createSchemas({ maxMessageLength: deps.config.maxMessageLength });
+  const issuer = deps.config.production ? undefined : deps.issuer;
   probeRoutes(app, deps);
-  apiRoutes(app, deps, createSchemas({ maxMessageLength: deps.config.maxMessageLength }));
-  if (!deps.config.production && deps.issuer) devTokenRoute(app, deps.issuer);
+  apiRoutes(app, deps, schemas);
+  const openApi = openApiDocument(schemas, { devTokenBody: issuer ? devTokenBody : undefined });
+  app.get('/api/openapi.json', async () => openApi);
+  if (issuer) devTokenRoute(app, issuer);
   if (deps.config.demo && deps.webDir && existsSync(join(deps.webDir, 'index.html'))) demoPage(app, deps.webDir);
 }
 
