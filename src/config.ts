@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { ENV_TABLE, type DefaultContext, type Env, type EnvName } from './config/table.js';
 import type { CrashAfterStoreSpec, RateSpec, RedisAdapterKind } from './config/rules.js';
+import { isPlaceholder, urlPassword } from './config/placeholders.js';
 
 export { ENV_TABLE, type EnvName, type EnvVariable } from './config/table.js';
 export type { CrashAfterStoreSpec, RateSpec, RedisAdapterKind } from './config/rules.js';
@@ -97,6 +98,7 @@ function withDefaults(set: Partial<Env>): Env {
 /** The rules across variables. */
 function checkAcross(config: Config): void {
   requireJwtInProduction(config);
+  if (config.production) refusePlaceholders(config);
   if (config.shutdownNoticeMs >= config.shutdownTimeoutMs) {
     throw new ConfigError('SHUTDOWN_NOTICE_MS', `must be below SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs})`);
   }
@@ -167,6 +169,16 @@ export function requireJwtInProduction(config: Config): void {
       'JWT_SECRET',
       'NODE_ENV=production needs JWT configuration: set JWT_SECRET (HS256, ≥ 32 bytes), JWT_PUBLIC_KEY (PEM) or JWKS_URL',
     );
+  }
+}
+
+/** Production never runs on a secret or password left as an example file wrote it (deploy/k8s/secret.example.yaml). */
+function refusePlaceholders(config: Config): void {
+  const what = 'looks like a placeholder copied from an example (e.g. "change-me"): generate a real one (openssl rand -hex 32)';
+  if (config.jwt.secret !== undefined && isPlaceholder(config.jwt.secret)) throw new ConfigError('JWT_SECRET', what);
+  for (const [name, url] of [['DATABASE_URL', config.databaseUrl], ['REDIS_URL', config.redisUrl]] as const) {
+    const password = url === undefined ? undefined : urlPassword(url);
+    if (password !== undefined && isPlaceholder(password)) throw new ConfigError(name, `has a password that ${what}`);
   }
 }
 

@@ -4,10 +4,12 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { ConfigError, ENV_TABLE, loadConfig, type Config, type EnvName } from '../../src/config.js';
 import { resolveJwt } from '../../src/dev-secret.js';
 
-const SECRET = 'x'.repeat(32);
+// Random-looking: production refuses placeholders such as one character repeated or "change-me".
+const SECRET = 'q7Vx2mN9pL4sT8wZ1cR6yB3hK5jD0fGa';
 const RSA_PEM = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
 interface Sample {
@@ -195,6 +197,18 @@ describe('loadConfig', () => {
     expect(prod.production).toBe(true);
     expect(prod.allowedOrigins).toBe('same-origin');
     expect(loadConfig({ NODE_ENV: 'production', JWKS_URL: 'https://id.example/jwks.json' }).jwt.jwksUrl?.href).toBe('https://id.example/jwks.json');
+  });
+
+  it('production refuses the example secret and example passwords; development accepts them', () => {
+    const example = parse(readFileSync(join(import.meta.dirname, '../../deploy/k8s/secret.example.yaml'), 'utf8')) as { stringData: Record<string, string> };
+    const { JWT_SECRET = '', DATABASE_URL = '', REDIS_URL = '' } = example.stringData;
+    expect(configError({ NODE_ENV: 'production', JWT_SECRET }).variable).toBe('JWT_SECRET');
+    expect(configError({ NODE_ENV: 'production', JWT_SECRET }).message).toMatch(/placeholder.*openssl rand/);
+    expect(configError({ NODE_ENV: 'production', JWT_SECRET: 'a'.repeat(40) }).variable).toBe('JWT_SECRET');
+    expect(configError({ NODE_ENV: 'production', JWT_SECRET: SECRET, DATABASE_URL }).variable).toBe('DATABASE_URL');
+    expect(configError({ NODE_ENV: 'production', JWT_SECRET: SECRET, REDIS_URL }).variable).toBe('REDIS_URL');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET, REDIS_URL: 'redis://:s3cr3t-Pa55@cache:6379' }).redisUrl).toBe('redis://:s3cr3t-Pa55@cache:6379');
+    expect(loadConfig({ JWT_SECRET, DATABASE_URL, REDIS_URL }).jwt.secret).toBe(JWT_SECRET);
   });
 
   it.each([
