@@ -46,6 +46,7 @@ const SAMPLES: Record<EnvName, Sample> = {
   DEFAULT_CHANNELS: sample('lobby, ops:alerts', (c) => c.defaultChannels, ['lobby', 'ops:alerts']),
   NODE_ENV: sample('production', (c) => c.production, true),
   LOG_LEVEL: sample('debug', (c) => c.logLevel, 'debug'),
+  LOG_FORMAT: sample('pretty', (c) => c.logFormat, 'pretty'),
   DATA_DIR: sample('/tmp/sb-data', (c) => c.dataDir, '/tmp/sb-data'),
   REDIS_ADAPTER: sample('classic', (c) => c.redisAdapter, 'classic'),
   TRUST_PROXY: sample('loopback, 10.0.0.0/8', (c) => c.trustProxy, ['loopback', '10.0.0.0/8']),
@@ -94,6 +95,7 @@ describe('loadConfig', () => {
       maxFrameBytes: 65536,
       defaultChannels: ['general', 'random'],
       allowedOrigins: 'dev-localhost',
+      logFormat: 'auto',
     });
     expect(c.instanceId).toBe(`${hostname()}-${process.pid}`);
     expect(c.jwt.secret).toBeUndefined();
@@ -217,6 +219,7 @@ describe('loadConfig', () => {
     ['DEFAULT_CHANNELS', 'general,has space'],
     ['DEFAULT_CHANNELS', 'x'.repeat(65)],
     ['LOG_LEVEL', 'loud'],
+    ['LOG_FORMAT', 'colour'],
     ['RATE_LIMIT_MESSAGES', 'fast'],
     ['RATE_LIMIT_MESSAGES', '0/10s'],
   ])('%s=%s stops start-up with a message naming the variable', (variable, value) => {
