@@ -42,7 +42,7 @@ describe('describeStoreError on PostgreSQL', () => {
     });
   });
 
-  it('a wrong password (28P01): authentication failed, with the server's reason, not the URL's password', () => {
+  it("a wrong password (28P01): authentication failed, with the server's reason, not the URL's password", () => {
     expect(describeStoreError(wrapped(driverError('password authentication failed for user "chat"', '28P01')), PG_URL)).toEqual({
       cause: 'PostgreSQL at db.internal:6432: authentication failed (password authentication failed for user "chat")',
       remedy: 'Check the user and password in DATABASE_URL.',
