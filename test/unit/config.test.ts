@@ -278,7 +278,7 @@ describe('the environment', () => {
       .filter((f) => f.endsWith('.ts'))
       .flatMap((f) => readFileSync(join(SRC, f), 'utf8').split('\n').filter((line) => line.includes('process.env')).map((line) => `${f}: ${line.trim()}`));
     expect(reads).toEqual([
-      'cli.ts: return loadConfig(process.env);',
+      'cli.ts: return loadConfig({ ...process.env, ...overrides });',
       'config.ts: export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {',
     ]);
   });
