@@ -108,27 +108,44 @@ describe('the command line', () => {
   });
 });
 
-describe('serve --port --host', () => {
-  it('listens where the flags say although PORT and HOST say otherwise, and says so in one line', async () => {
-    const [port, envPort] = [await freePort(), await freePort()];
-    // 127.0.0.2 is loopback too on Linux: an instance bound there does not answer on 127.0.0.1.
-    const server = start(process.execPath, [CLI, 'serve', '--port', String(port), '--host', '127.0.0.1'], { PORT: String(envPort), HOST: '127.0.0.2' });
-    const health = await waitFor(async () => {
+describe('serve', () => {
+  /** `serve` until /healthz answers on 127.0.0.1:`port`; then SIGTERM, and what it printed. */
+  async function serveOnce(port: number, args: string[], env: Record<string, string>): Promise<Run & { health: unknown }> {
+    const server = start(process.execPath, [CLI, 'serve', ...args], env);
+    const answer = await waitFor(async () => {
       if (server.child.exitCode !== null) throw new Error(`serve exited with ${server.child.exitCode}: ${(await server.done).stdout}`);
       return fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
-    }, 'serve to answer on the --port and --host', 20_000, 100);
-    expect(health.status).toBe(200);
-    expect(await health.json()).toMatchObject({ status: 'ok' });
-    await expect(fetch(`http://127.0.0.2:${envPort}/healthz`)).rejects.toThrow();
-
+    }, `serve to answer on 127.0.0.1:${port}`, 20_000, 100);
+    expect(answer.status).toBe(200);
+    const health: unknown = await answer.json();
     server.child.kill('SIGTERM');
-    const r = await server.done;
+    return { ...(await server.done), health };
+  }
+
+  /** The lines the CLI itself (no component) logged about listening. */
+  const listeningLines = (stdout: string) => jsonLines(stdout).filter((l) => l['component'] === undefined && String(l['msg']).includes('listening')).map((l) => String(l['msg']));
+
+  it('--port and --host win over PORT and HOST, and one line says where it listens and what to do next', async () => {
+    const [port, envPort] = [await freePort(), await freePort()];
+    // 127.0.0.2 is loopback too on Linux: an instance bound there does not answer on 127.0.0.1.
+    const r = await serveOnce(port, ['--port', String(port), '--host', '127.0.0.1'], { PORT: String(envPort), HOST: '127.0.0.2' });
+    expect(r.health).toMatchObject({ status: 'ok' });
+    await expect(fetch(`http://127.0.0.2:${envPort}/healthz`)).rejects.toThrow();
     expect(r.code).toBe(0);
-    const own = jsonLines(r.stdout).filter((l) => l['component'] === undefined && String(l['msg']).includes('listening'));
-    expect(own.map((l) => l['msg'])).toEqual([
+    const banner = listeningLines(r.stdout);
+    expect(banner).toEqual([
       expect.stringMatching(new RegExp(`^Switchboard ${VERSION} listening on http://127\\.0\\.0\\.1:${port} \\(development, SQLite .*switchboard\\.db, single instance without Redis\\)\\. Next: `)),
     ]);
-    expect(own[0]!['msg']).toContain(`get a token with \`DATA_DIR=${dataDir} node dist/cli.js token alice\``);
+    expect(banner[0]).toContain(`open http://127.0.0.1:${port}/ for the demo, or get a token with \`DATA_DIR=${dataDir} node dist/cli.js token alice\``);
+  });
+
+  it('in production the line points at the probes and the metrics', async () => {
+    const port = await freePort();
+    const r = await serveOnce(port, [], { PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', JWT_SECRET: TEST_SECRET });
+    const url = `http://127.0.0.1:${port}`;
+    expect(listeningLines(r.stdout)).toEqual([
+      `Switchboard ${VERSION} listening on ${url} (production, SQLite ${dataDir}/switchboard.db, single instance without Redis). Probes: ${url}/healthz, ${url}/readyz; metrics: ${url}/metrics.`,
+    ]);
   });
 });
 
