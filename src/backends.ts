@@ -70,7 +70,7 @@ export async function openBackends(config: Readonly<Config>, logger: Logger): Pr
 
 function openRedis(url: string, logger: Logger): Promise<RedisLinks> {
   return connectRedis(url, logger.child({ component: 'redis' })).catch((err: Error) => {
-    throw new Error(`Cannot reach Redis at ${redact(url)}: ${err.message}. Start Redis or unset REDIS_URL for a single instance.`);
+    throw new Error(`Cannot reach Redis at ${redact(url)}: ${err.message.replace(/\.+$/, '')}. Start Redis or unset REDIS_URL for a single instance.`);
   });
 }
 

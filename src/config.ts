@@ -1,10 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import { ENV_TABLE, type DefaultContext, type Env, type EnvName } from './config/table.js';
-import type { CrashAfterStoreSpec, RateSpec, RedisAdapterKind } from './config/rules.js';
+import type { CrashAfterStoreSpec, LogFormat, RateSpec, RedisAdapterKind } from './config/rules.js';
 import { isPlaceholder, urlPassword } from './config/placeholders.js';
 
 export { ENV_TABLE, type EnvName, type EnvVariable } from './config/table.js';
-export type { CrashAfterStoreSpec, RateSpec, RedisAdapterKind } from './config/rules.js';
+export type { CrashAfterStoreSpec, LogFormat, RateSpec, RedisAdapterKind } from './config/rules.js';
 
 export interface JwtConfig {
   /** HS256 key (UTF-8 bytes of JWT_SECRET, ≥ 32 bytes). */
@@ -43,6 +43,8 @@ export interface Config {
   maxFrameBytes: number;
   defaultChannels: readonly string[];
   logLevel: string;
+  /** How log lines look; `auto` is decided where the logger meets its stream (logger.ts). */
+  logFormat: LogFormat;
   /** Serve the demo page at `/`. Default: on in development, off in production. */
   demo: boolean;
   /** How long a dead instance's presence outlives its last heartbeat (heartbeats every third of it). */
@@ -134,6 +136,7 @@ function toConfig(e: Env): Config {
     maxFrameBytes: e.MAX_FRAME_BYTES,
     defaultChannels: Object.freeze(e.DEFAULT_CHANNELS),
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     demo: e.DEMO,
     presenceTtlMs: e.PRESENCE_TTL_MS,
     limits: Object.freeze({

@@ -11,6 +11,9 @@ export interface RateSpec {
 
 export type RedisAdapterKind = 'sharded' | 'classic' | 'streams';
 
+/** How log lines look: `auto` picks `pretty` on a terminal outside production, else `json`. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
 export interface PublicKey {
   key: KeyObject;
   alg: 'RS256' | 'ES256';
@@ -41,6 +44,8 @@ export const rate = z
     return { points: Number(points), durationMs: Number(amount) * UNITS[unit!]! };
   })
   .refine((r) => r.points >= 1 && r.durationMs >= 1, 'points and duration must be positive');
+
+export const logFormat = z.enum(['auto', 'json', 'pretty']) satisfies z.ZodType<LogFormat>;
 
 export const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 

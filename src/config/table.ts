@@ -66,6 +66,11 @@ export const ENV_TABLE = {
   NODE_ENV: unset(z.string(), 'unset (development)', '`production`: refuses to start without `JWT_SECRET`/`JWT_PUBLIC_KEY`/`JWKS_URL`; no `/dev/token`, no demo page'),
   // Switchboard's additions.
   LOG_LEVEL: byDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`'),
+  LOG_FORMAT: byDefault(
+    rule.logFormat,
+    'auto',
+    '`pretty` (one line per event, coloured on a terminal), `json` (pino JSON lines), or `auto`: pretty when stdout is a terminal and `NODE_ENV` is not `production`, else json',
+  ),
   DATA_DIR: byDefault(rule.text, './data', 'where the default SQLite file and the development secret live'),
   REDIS_ADAPTER: byDefault(z.enum(['sharded', 'classic', 'streams']), 'sharded', '`sharded` (Redis 7 sharded pub/sub, dynamic subscriptions), `classic`, or `streams`; see [decisions.md](decisions.md)'),
   TRUST_PROXY: unset(rule.list, 'unset', 'comma list of proxy addresses/CIDRs (or `loopback`) whose `X-Forwarded-For` is believed for client IPs'),

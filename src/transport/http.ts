@@ -65,7 +65,8 @@ const sendError = (reply: FastifyReply, status: number, body: ErrorBody) => repl
  */
 export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustProxy'>, log: Logger): HttpServer {
   const app = Fastify({
-    loggerInstance: log,
+    // Fastify's own "Server listening at …" lines (one per interface) would repeat the CLI's banner.
+    loggerInstance: log.isLevelEnabled('debug') ? log : log.child({}, { level: 'warn' }),
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxFrameBytes,
     trustProxy: config.trustProxy.length > 0 ? [...config.trustProxy] : false,

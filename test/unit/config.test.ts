@@ -48,6 +48,7 @@ const SAMPLES: Record<EnvName, Sample> = {
   DEFAULT_CHANNELS: sample('lobby, ops:alerts', (c) => c.defaultChannels, ['lobby', 'ops:alerts']),
   NODE_ENV: sample('production', (c) => c.production, true),
   LOG_LEVEL: sample('debug', (c) => c.logLevel, 'debug'),
+  LOG_FORMAT: sample('pretty', (c) => c.logFormat, 'pretty'),
   DATA_DIR: sample('/tmp/sb-data', (c) => c.dataDir, '/tmp/sb-data'),
   REDIS_ADAPTER: sample('classic', (c) => c.redisAdapter, 'classic'),
   TRUST_PROXY: sample('loopback, 10.0.0.0/8', (c) => c.trustProxy, ['loopback', '10.0.0.0/8']),
@@ -96,6 +97,7 @@ describe('loadConfig', () => {
       maxFrameBytes: 65536,
       defaultChannels: ['general', 'random'],
       allowedOrigins: 'dev-localhost',
+      logFormat: 'auto',
     });
     expect(c.instanceId).toBe(`${hostname()}-${process.pid}`);
     expect(c.jwt.secret).toBeUndefined();
@@ -231,6 +233,7 @@ describe('loadConfig', () => {
     ['DEFAULT_CHANNELS', 'general,has space'],
     ['DEFAULT_CHANNELS', 'x'.repeat(65)],
     ['LOG_LEVEL', 'loud'],
+    ['LOG_FORMAT', 'colour'],
     ['RATE_LIMIT_MESSAGES', 'fast'],
     ['RATE_LIMIT_MESSAGES', '0/10s'],
   ])('%s=%s stops start-up with a message naming the variable', (variable, value) => {
@@ -289,7 +292,7 @@ describe('the environment', () => {
       .filter((f) => f.endsWith('.ts'))
       .flatMap((f) => readFileSync(join(SRC, f), 'utf8').split('\n').filter((line) => line.includes('process.env')).map((line) => `${f}: ${line.trim()}`));
     expect(reads).toEqual([
-      'cli.ts: return loadConfig(process.env);',
+      'cli.ts: return loadConfig({ ...process.env, ...overrides });',
       'config.ts: export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {',
     ]);
   });
