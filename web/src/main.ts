@@ -1,8 +1,9 @@
 // The demo page: a small chat built on the SDK. Everything user-supplied is inserted as text, never HTML.
 import { createClient, type ConnectionState, type Message, type SwitchboardClient } from 'switchboard-client';
+import { Banner } from './banner.js';
+import { PendingSends } from './sends.js';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const banner = $<HTMLParagraphElement>('banner');
 const signin = $<HTMLFormElement>('signin');
 const signinError = $<HTMLParagraphElement>('signin-error');
 const chat = $<HTMLDivElement>('chat');
@@ -15,6 +16,18 @@ const composer = $<HTMLFormElement>('composer');
 const input = $<HTMLInputElement>('message');
 const sendError = $<HTMLParagraphElement>('send-error');
 const presenceList = $<HTMLUListElement>('presence');
+const banner = new Banner(
+  { root: $('banner'), text: $('banner-text'), countdown: $('countdown'), retryNow: $<HTMLButtonElement>('retry-now') },
+  () => client?.reconnectNow(),
+);
+const sends = new PendingSends(
+  $<HTMLOListElement>('outbox'),
+  (channelId, content, clientMessageId) => client!.send(channelId, content, { clientMessageId }),
+  (content) => {
+    if (content !== undefined) input.value = content;
+    input.focus();
+  },
+);
 
 let client: SwitchboardClient | undefined;
 let me = '';
@@ -25,27 +38,34 @@ let hasOlder = false;
 let loadingOlder = false;
 const typists = new Map<string, ReturnType<typeof setTimeout>>();
 
+/** A development token whose user id is the name; a refusal carries the server's own message. */
 async function fetchToken(userId: string): Promise<string> {
   const r = await fetch('/dev/token', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ userId, name: userId }),
+    body: JSON.stringify({ userId }),
   });
-  if (!r.ok) throw new Error(((await r.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? `HTTP ${r.status}`);
+  if (!r.ok) {
+    const body = (await r.json().catch(() => ({}))) as { error?: { message?: string } };
+    throw new Error(`the server refused it (HTTP ${r.status}): ${body.error?.message ?? r.statusText}`);
+  }
   return ((await r.json()) as { token: string }).token;
 }
 
+/**
+ * Why `name` cannot be used, before asking the server; undefined when it may be. The server takes any
+ * 1-128 characters of well-formed text as a user id (the field's maxlength keeps to 128, and typed text
+ * is well-formed); `system` is its own, which tokens may not claim.
+ */
+function nameProblem(name: string): string | undefined {
+  if (name === '') return 'enter a name (spaces alone do not count).';
+  if (name === 'system') return '"system" is the server\'s own name: pick another.';
+  return undefined;
+}
+
 function showState(s: Readonly<ConnectionState>): void {
-  banner.dataset['status'] = s.status;
-  banner.dataset['instance'] = s.instance ?? '';
-  banner.textContent =
-    s.status === 'connected'
-      ? `Connected${s.instance ? ` · instance ${s.instance}` : ''}`
-      : s.status === 'connecting'
-        ? 'Connecting…'
-        : s.status === 'reconnecting'
-          ? 'Connection lost · reconnecting…'
-          : 'Offline';
+  banner.show(s);
+  sends.setConnected(s.status === 'connected');
 }
 
 function renderMessage(m: Message): HTMLLIElement {
@@ -59,12 +79,21 @@ function renderMessage(m: Message): HTMLLIElement {
   when.textContent = new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   const text = document.createElement('p');
   text.textContent = m.content;
-  li.append(who, when, text);
+  li.append(who, when);
+  if (m.userId === me && sends.sentHere(m)) {
+    li.dataset['state'] = 'sent';
+    const state = document.createElement('span');
+    state.className = 'state';
+    state.textContent = '✓ sent';
+    li.append(state);
+  }
+  li.append(text);
   return li;
 }
 
 function append(m: Message): void {
   const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  if (m.userId === me) sends.stored(m);
   list.append(renderMessage(m));
   if (nearBottom || m.userId === me) list.scrollTop = list.scrollHeight;
   clearTyping(m.userId);
@@ -121,6 +150,7 @@ async function open(channelId: string): Promise<void> {
   channelTitle.textContent = `# ${channelId}`;
   list.replaceChildren();
   presenceList.replaceChildren();
+  sends.show(channelId);
   for (const t of typists.values()) clearTimeout(t);
   typists.clear();
   showTyping();
@@ -186,8 +216,9 @@ async function start(name: string): Promise<void> {
 signin.addEventListener('submit', (e) => {
   e.preventDefault();
   const name = $<HTMLInputElement>('name').value.trim();
-  signinError.textContent = '';
-  start(name).catch((err: Error) => (signinError.textContent = `Sign-in failed: ${err.message}`));
+  const problem = nameProblem(name);
+  signinError.textContent = problem ? `Cannot sign in: ${problem}` : '';
+  if (!problem) start(name).catch((err: Error) => (signinError.textContent = `Sign-in failed: ${err.message}`));
 });
 
 composer.addEventListener('submit', (e) => {
@@ -196,10 +227,7 @@ composer.addEventListener('submit', (e) => {
   if (!client || !content.trim()) return;
   input.value = '';
   sendError.textContent = '';
-  client.send(channel, content).catch((err: Error & { code?: string }) => {
-    sendError.textContent = `Not sent (${err.code ?? 'error'}): ${err.message}`;
-    if (!input.value) input.value = content;
-  });
+  sends.add(channel, content);
 });
 
 input.addEventListener('input', () => {

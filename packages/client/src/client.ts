@@ -1,7 +1,7 @@
 import type { HistoryPayload, HistoryResult, Message, PresenceUser } from './protocol/events.js';
 import { Connection, type ConnectionState } from './connection.js';
 import { DEFAULT_OPTIONS, type ClientOptions, type CreateClientOptions } from './options.js';
-import { Outbox } from './outbox.js';
+import { Outbox, type SendOptions } from './outbox.js';
 import { Subscriptions, type SubscribeOptions, type SubscriptionHandlers } from './subscriptions.js';
 
 export interface SwitchboardClient {
@@ -17,14 +17,25 @@ export interface SwitchboardClient {
    * `INTERNAL`, and `RATE_LIMITED` (after `retryAfterMs`, at most `maxRateLimitRetries` times).
    * Rejects with a SwitchboardClientError: `FORBIDDEN`, `INVALID_PAYLOAD`, `PAYLOAD_TOO_LARGE`,
    * `RATE_LIMITED`, `TIMEOUT` (after `sendTimeout`), `CLOSED`, `OFFLINE`.
+   *
+   * @example
+   * const clientMessageId = newId();
+   * client.send('general', text, { clientMessageId }).catch(() => showRetry());
+   * // the "Retry" button: the same id, so the message is stored once however often it is tried
+   * const retry = () => client.send('general', text, { clientMessageId });
    */
-  send(channelId: string, content: string): Promise<Message>;
+  send(channelId: string, content: string, options?: SendOptions): Promise<Message>;
   /** Tells the channel's other members this user is typing; at most one signal per `typingInterval`. Returns whether one was sent. */
   typing(channelId: string): boolean;
   /** Who is in the channel, across all instances. */
   presence(channelId: string): Promise<PresenceUser[]>;
   /** A page of stored messages, oldest first (see the protocol's `history`). */
   history(query: HistoryPayload): Promise<HistoryResult>;
+  /**
+   * Makes the connection attempt that waits for its backoff (`state.nextAttemptAt`) now, as a
+   * "Retry now" button does; returns whether one was waiting.
+   */
+  reconnectNow(): boolean;
   /** Disconnects for good; pending sends and requests reject with `CLOSED`. */
   close(): void;
 }
@@ -87,8 +98,8 @@ class Client implements SwitchboardClient {
     return this.subs.subscribe(channelId, handlers, options);
   }
 
-  send(channelId: string, content: string): Promise<Message> {
-    return this.outbox.send(channelId, content);
+  send(channelId: string, content: string, options?: SendOptions): Promise<Message> {
+    return this.outbox.send(channelId, content, options);
   }
 
   typing(channelId: string): boolean {
@@ -101,6 +112,10 @@ class Client implements SwitchboardClient {
 
   history(query: HistoryPayload): Promise<HistoryResult> {
     return this.outbox.history(query);
+  }
+
+  reconnectNow(): boolean {
+    return this.link.reconnectNow();
   }
 
   close(): void {

@@ -22,6 +22,23 @@ export interface ConnectionState {
   attempt: number;
   /** Why the last attempt failed or the last connection ended. */
   lastError: SwitchboardClientError | undefined;
+  /**
+   * When the next connection attempt is due (ms since the epoch, as `Date.now()`), while one waits
+   * for its backoff; `undefined` while connected, while an attempt is under way, and when `offline`.
+   */
+  nextAttemptAt: number | undefined;
+  /** Set while the serving instance drains: it sent `server_shutdown` and the client leaves it soon. */
+  draining: DrainNotice | undefined;
+}
+
+/** The serving instance's `server_shutdown` notice, and when the client will leave that instance. */
+export interface DrainNotice {
+  /** The server's words. */
+  message: string;
+  /** The server's `reconnectDelay`, ms. */
+  reconnectDelay: number;
+  /** When the client leaves (ms since the epoch): after `reconnectDelay` plus up to `shutdownJitter`. */
+  leaveAt: number;
 }
 
 /** What the connection tells the units built on it. */
@@ -55,9 +72,15 @@ export class Connection {
   private tokenStale = false;
   private reconnectTimer: Timer | undefined;
   private shutdownTimer: Timer | undefined;
-  /** When the instance we are on asked us to be gone (server_shutdown), ms since the epoch. */
-  private leaveAt: number | undefined;
-  private current: ConnectionState = { status: 'connecting', url: undefined, instance: undefined, attempt: 0, lastError: undefined };
+  private current: ConnectionState = {
+    status: 'connecting',
+    url: undefined,
+    instance: undefined,
+    attempt: 0,
+    lastError: undefined,
+    nextAttemptAt: undefined,
+    draining: undefined,
+  };
   private readonly listeners = new Set<(s: Readonly<ConnectionState>) => void>();
   private waiters: { resolve: (s: IoSocket) => void; reject: (e: SwitchboardClientError) => void }[] = [];
 
@@ -131,13 +154,23 @@ export class Connection {
     });
   }
 
+  /**
+   * Makes the waiting connection attempt now instead of after its backoff; returns whether there
+   * was one to make (none while connected, while an attempt is under way, or after `close()`).
+   */
+  reconnectNow(): boolean {
+    if (this.closed || this.sock || this.reconnectTimer === undefined) return false;
+    void this.open();
+    return true;
+  }
+
   /** Disconnects for good; the hooks hear `gaveUp` with `CLOSED`. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
     this.dropSocket();
     this.giveUp(closedError());
-    this.setState({ status: 'offline', instance: undefined });
+    this.setState({ status: 'offline', instance: undefined, nextAttemptAt: undefined, draining: undefined });
     this.listeners.clear();
   }
 
@@ -161,6 +194,7 @@ export class Connection {
     if (this.closed || this.sock) return;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
+    this.setState({ nextAttemptAt: undefined });
     const reason = this.tokenStale ? 'expired' : this.everConnected || this.current.attempt > 0 ? 'reconnect' : 'connect';
     let token: string;
     try {
@@ -197,7 +231,7 @@ export class Connection {
       this.dropSocket();
       this.connectionLost(new SwitchboardClientError('UNAVAILABLE', `Disconnected: ${reason}`));
     });
-    socket.on('server_shutdown', ({ reconnectDelay }) => mine() && this.leaveLater(socket, reconnectDelay));
+    socket.on('server_shutdown', (notice) => mine() && this.leaveLater(socket, notice));
     socket.on('error', (e) => {
       // The server ends the session right after this (token expired): fetch a fresh token for the next attempt.
       if (mine() && e?.code === 'UNAUTHENTICATED') this.tokenStale = true;
@@ -209,8 +243,7 @@ export class Connection {
   private connected(socket: IoSocket): void {
     this.connections++;
     this.everConnected = true;
-    this.leaveAt = undefined;
-    this.setState({ status: 'connected', instance: undefined, attempt: 0, lastError: undefined });
+    this.setState({ status: 'connected', instance: undefined, attempt: 0, lastError: undefined, draining: undefined });
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w.resolve(socket);
@@ -230,16 +263,16 @@ export class Connection {
     this.attemptFailed(error, code === 'RATE_LIMITED' ? err.data?.retryAfterMs : undefined);
   }
 
-  private leaveLater(socket: IoSocket, reconnectDelay: number): void {
-    const wait = Math.max(0, Number(reconnectDelay) || 0) + Math.random() * this.o.shutdownJitter;
-    this.leaveAt = Date.now() + wait;
+  private leaveLater(socket: IoSocket, notice: { message: string; reconnectDelay: number }): void {
+    const reconnectDelay = Math.max(0, Number(notice.reconnectDelay) || 0);
+    const wait = reconnectDelay + Math.random() * this.o.shutdownJitter;
+    this.setState({ draining: { message: notice.message, reconnectDelay, leaveAt: Date.now() + wait } });
     clearTimeout(this.shutdownTimer);
     this.shutdownTimer = setTimeout(() => {
       if (this.sock !== socket) return;
       // Leave the draining instance ourselves (socket.io-client would not come back after the
       // server's own disconnect) and go straight to the next address.
       this.dropSocket();
-      this.leaveAt = Date.now();
       this.connectionLost(new SwitchboardClientError('UNAVAILABLE', 'The instance is shutting down'));
     }, wait);
   }
@@ -257,11 +290,10 @@ export class Connection {
 
   private connectionLost(error: SwitchboardClientError): void {
     if (this.closed) return;
-    this.hooks.lost();
-    this.setState({ status: 'reconnecting', instance: undefined, attempt: 0, lastError: error });
-    const planned = this.leaveAt;
-    this.leaveAt = undefined;
     // A shutdown notice fixes when to come back; otherwise the first backoff step.
+    const planned = this.current.draining?.leaveAt;
+    this.hooks.lost();
+    this.setState({ status: 'reconnecting', instance: undefined, attempt: 0, lastError: error, draining: undefined });
     const delay = planned !== undefined ? Math.max(0, planned - Date.now()) : this.tokenStale ? 0 : backoff(0, this.o);
     this.schedule(delay);
   }
@@ -281,10 +313,12 @@ export class Connection {
   private schedule(delay: number): void {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => void this.open(), delay);
+    this.setState({ nextAttemptAt: Date.now() + delay });
   }
 
   private giveUp(error: SwitchboardClientError): void {
     clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
     this.hooks.gaveUp(error);
     const waiters = this.waiters;
     this.waiters = [];

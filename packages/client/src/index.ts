@@ -8,8 +8,8 @@
  * await client.send('general', 'hello');
  */
 export { createClient, type SwitchboardClient } from './client.js';
-export type { ConnectionState, ConnectionStatus } from './connection.js';
-export { newId } from './outbox.js';
+export type { ConnectionState, ConnectionStatus, DrainNotice } from './connection.js';
+export { newId, type SendOptions } from './outbox.js';
 export type { JoinInfo, PresenceEvent, SubscribeOptions, SubscriptionHandlers } from './subscriptions.js';
 export { SwitchboardClientError, isSwitchboardClientError, type ClientErrorCode } from './errors.js';
 export { DEFAULT_OPTIONS, backoff, type ClientOptions, type CreateClientOptions, type TokenContext } from './options.js';

@@ -27,6 +27,16 @@ interface Outgoing {
   retry: Timer | undefined;
 }
 
+export interface SendOptions {
+  /**
+   * The id the message is stored under (1-64 characters); the server stores one message per
+   * channel, sender and id. Pass the id of an earlier `send()` that rejected (`TIMEOUT`, `OFFLINE`,
+   * `CLOSED`: it may have been stored) to try it again without storing it twice.
+   * @default a new `newId()`
+   */
+  clientMessageId?: string;
+}
+
 /** A v4 UUID; falls back to getRandomValues where randomUUID is missing (insecure origins). */
 export function newId(): string {
   const c = globalThis.crypto;
@@ -58,14 +68,14 @@ export class Outbox {
     private readonly o: ClientOptions,
   ) {}
 
-  send(channelId: string, content: string): Promise<Message> {
+  send(channelId: string, content: string, options: SendOptions = {}): Promise<Message> {
     if (this.link.closed) return Promise.reject(closedError());
     if (this.link.state.status === 'offline') return Promise.reject(new SwitchboardClientError('OFFLINE', 'The client is offline'));
     return new Promise<Message>((resolve, reject) => {
       const e: Outgoing = {
         channelId,
         content,
-        clientMessageId: newId(),
+        clientMessageId: options.clientMessageId ?? newId(),
         resolve,
         reject,
         state: 'queued',
