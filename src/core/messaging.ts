@@ -1,5 +1,5 @@
 import { ErrorCode, SwitchboardError, DEFAULT_PAGE, MAX_PAGE, type HistoryResult, type Message, type SendResult } from 'switchboard-client/protocol';
-import type { Principal } from '../ports/authenticator.js';
+import { SYSTEM_USER_ID, type Principal } from '../ports/authenticator.js';
 import type { Broadcaster } from '../ports/broadcaster.js';
 import type { AppendResult, MessageDraft, MessageStore } from '../ports/message-store.js';
 import type { RateLimiter } from '../ports/rate-limiter.js';
@@ -8,9 +8,6 @@ import type { ChannelAccess } from './access.js';
 import { AppendBatcher } from './append-batcher.js';
 import { forbidden, fromStore } from './errors.js';
 import type { Session } from './session.js';
-
-/** The user id of messages an admin publishes without naming a user. */
-export const SYSTEM_USER = 'system';
 
 export interface MessagingDeps {
   store: Pick<MessageStore, 'append' | 'history'>;
@@ -62,10 +59,10 @@ export class Messaging {
     return this.storeAndBroadcast({ ...input, userId: session.principal.userId });
   }
 
-  /** Server-side publish (admin REST): as `userId`, or as the system user. */
+  /** Server-side publish (admin REST): as `userId`, or as the server itself (SYSTEM_USER_ID, which no token can claim). */
   async publish(principal: Principal, channelId: string, input: { content: string; userId?: string | undefined; clientMessageId: string }): Promise<SendResult> {
     await this.deps.access.forAdmin(principal, channelId);
-    return this.storeAndBroadcast({ channelId, content: input.content, clientMessageId: input.clientMessageId, userId: input.userId ?? SYSTEM_USER });
+    return this.storeAndBroadcast({ channelId, content: input.content, clientMessageId: input.clientMessageId, userId: input.userId ?? SYSTEM_USER_ID });
   }
 
   /** A page of the channel's history, oldest first; `limit` defaults to 50 and is clamped to 200. */

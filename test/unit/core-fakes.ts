@@ -125,6 +125,7 @@ export class FaultSwitchStore implements MessageStore {
   isMember = (channelId: string, userId: string) => this.call(() => this.inner.isMember(channelId, userId));
   addMember = (channelId: string, userId: string) => this.call(() => this.inner.addMember(channelId, userId));
   removeMember = (channelId: string, userId: string) => this.call(() => this.inner.removeMember(channelId, userId));
+  revokedAt = (channelId: string, userId: string) => this.call(() => this.inner.revokedAt(channelId, userId));
   append = (drafts: readonly MessageDraft[]) => this.call(() => this.inner.append(drafts));
   history: MessageStore['history'] = (channelId, query) => this.call(() => this.inner.history(channelId, query));
   ping = () => this.call(() => this.inner.ping());
@@ -147,12 +148,13 @@ export class FaultSwitchPresence implements Presence {
   close = () => this.inner.close();
 }
 
-export const principal = (userId: string, o: { admin?: boolean; channels?: string[] } = {}): Principal => ({
+export const principal = (userId: string, o: { admin?: boolean; channels?: string[]; issuedAt?: number } = {}): Principal => ({
   userId,
   name: undefined,
   isAdmin: o.admin ?? false,
   channels: o.channels ?? [],
   expiresAt: Date.now() + 3_600_000,
+  issuedAt: o.issuedAt ?? Date.now(),
 });
 
 export interface CoreWorld {

@@ -156,13 +156,29 @@ export class KyselyMessageStore implements MessageStore {
   }
 
   removeMember(channelId: string, userId: string): Promise<boolean> {
-    return this.guard('removeMember', async () => {
-      const r = await this.db
-        .deleteFrom('channel_members')
+    const revokedAt = Date.now();
+    return this.guard('removeMember', () =>
+      this.db.transaction().execute(async (trx) => {
+        const r = await trx.deleteFrom('channel_members').where('channel_id', '=', channelId).where('user_id', '=', userId).executeTakeFirst();
+        await trx
+          .insertInto('channel_revocations')
+          .values({ channel_id: channelId, user_id: userId, revoked_at: revokedAt })
+          .onConflict((oc) => oc.columns(['channel_id', 'user_id']).doUpdateSet({ revoked_at: revokedAt }))
+          .execute();
+        return Number(r.numDeletedRows) > 0;
+      }),
+    );
+  }
+
+  revokedAt(channelId: string, userId: string): Promise<number | undefined> {
+    return this.guard('revokedAt', async () => {
+      const row = await this.db
+        .selectFrom('channel_revocations')
+        .select('revoked_at')
         .where('channel_id', '=', channelId)
         .where('user_id', '=', userId)
         .executeTakeFirst();
-      return Number(r.numDeletedRows) > 0;
+      return row ? Number(row.revoked_at) : undefined;
     });
   }
 
