@@ -38,8 +38,11 @@ const now = () => new Date().toISOString();
 export class Membership {
   private readonly deps: MembershipDeps;
   private readonly typingThrottle: TypingThrottle;
-  /** Per connection of this instance: who it is and the channels it is counted in presence for. */
-  private readonly sessions = new Map<string, { principal: Principal; counted: Set<string> }>();
+  /**
+   * Per connection of this instance: who it is, the channels it is counted in presence for, and the
+   * channels it is joining (awaits in flight), which count against its channel limit.
+   */
+  private readonly sessions = new Map<string, { principal: Principal; counted: Set<string>; joining: Set<string> }>();
 
   constructor(deps: MembershipDeps) {
     this.deps = deps;
@@ -49,7 +52,7 @@ export class Membership {
 
   /** A connection opened. */
   connect(session: Session): void {
-    this.sessions.set(session.id, { principal: session.principal, counted: new Set() });
+    this.sessions.set(session.id, { principal: session.principal, counted: new Set(), joining: new Set() });
   }
 
   /** A connection closed (after it left its rooms). */
@@ -62,9 +65,17 @@ export class Membership {
    * user's first connection in the channel, the others `user_joined`.
    */
   async join(session: Session, channelId: string, sinceSeq?: number): Promise<JoinResult> {
+    const reserved = this.reserveSlot(session.id, channelId);
+    try {
+      return await this.enterAndCatchUp(session, channelId, sinceSeq);
+    } finally {
+      if (reserved) this.sessions.get(session.id)?.joining.delete(channelId);
+    }
+  }
+
+  private async enterAndCatchUp(session: Session, channelId: string, sinceSeq: number | undefined): Promise<JoinResult> {
     const { rooms } = this.deps;
     const already = rooms.isJoined(session.id, channelId);
-    if (!already) this.checkChannelLimit(session.id);
     await this.deps.access.authorize(session.principal, channelId);
     // In the room before the catch-up is read: a message stored in between arrives live, in
     // `missed`, or both (clients drop seqs they hold), never in neither.
@@ -108,10 +119,25 @@ export class Membership {
     }
   }
 
-  private checkChannelLimit(connectionId: string): void {
-    const joined = this.deps.rooms.joinedCount(connectionId);
-    if (joined < this.deps.channelsPerConnection) return;
-    throw new SwitchboardError(ErrorCode.RATE_LIMITED, `This connection has joined ${joined} channels, the most allowed; leave one first`, {
+  /**
+   * Holds one of the connection's channel slots for a join of a channel it is neither in nor already
+   * joining; RATE_LIMITED when the channels it is in plus those it is joining fill them. Resolves true
+   * when this join holds the slot (and must free it when it ends).
+   */
+  private reserveSlot(connectionId: string, channelId: string): boolean {
+    const { rooms } = this.deps;
+    const joining = this.sessions.get(connectionId)?.joining ?? new Set<string>();
+    if (joining.has(channelId) || rooms.isJoined(connectionId, channelId)) return false;
+    let inFlight = 0;
+    for (const c of joining) if (!rooms.isJoined(connectionId, c)) inFlight++;
+    const joined = rooms.joinedCount(connectionId) + inFlight;
+    if (joined >= this.deps.channelsPerConnection) throw this.channelLimit(joined);
+    joining.add(channelId);
+    return true;
+  }
+
+  private channelLimit(joined: number): SwitchboardError {
+    return new SwitchboardError(ErrorCode.RATE_LIMITED, `This connection has joined ${joined} channels, the most allowed; leave one first`, {
       retryAfterMs: CHANNEL_LIMIT_RETRY_MS,
     });
   }
