@@ -142,7 +142,7 @@ async function serve(): Promise<void> {
 async function migrate(): Promise<void> {
   const cfg = config();
   const logger = createLogger({ level: cfg.logLevel, instanceId: cfg.instanceId });
-  const store = openStore(cfg.databaseUrl, logger);
+  const store = openStore(cfg.databaseUrl, logger, { lockTimeoutMs: cfg.sqliteLockTimeoutMs });
   try {
     await store.migrate();
     logger.info('database schema is up to date');
