@@ -117,6 +117,10 @@ function assemble({ config, logger, metrics, backends, options }: Parts): App {
     broadcaster,
     rooms,
     messageLimiter: backends.limiter('messages', config.limits.messages),
+    readLimiter: { limiter: backends.limiter('reads', config.limits.reads), points: config.limits.reads.points },
+    presenceMaxUsers: config.presenceMaxUsers,
+    presenceCacheMs: config.presenceCacheMs,
+    noticeIntervalMs: config.presenceNoticeIntervalMs,
     logger: logger.child({ component: 'chat' }),
     instanceId: config.instanceId,
     channelsPerConnection: config.limits.channelsPerSocket,
@@ -236,6 +240,7 @@ function handle(built: Built): App {
       if (lifecycle.closed) return;
       lifecycle.closed = true;
       lifecycle.draining = true;
+      built.chat.membership.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await http.close().catch(() => undefined);
       await built.backends.close();

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ErrorCode, SwitchboardError, MAX_MISSED, type JoinResult, type PresenceResult, type TypingResult } from 'switchboard-client/protocol';
+import { ErrorCode, SwitchboardError, MAX_MISSED, type JoinResult, type PresenceResult, type PresenceUser, type TypingResult } from 'switchboard-client/protocol';
 import type { Principal } from '../ports/authenticator.js';
 import type { Broadcaster } from '../ports/broadcaster.js';
 import type { MessageStore } from '../ports/message-store.js';
@@ -7,8 +7,17 @@ import type { Presence } from '../ports/presence.js';
 import type { Rooms } from '../ports/rooms.js';
 import type { ChannelAccess } from './access.js';
 import { forbidden, fromStore } from './errors.js';
+import { NoticeDamper } from './notice-damper.js';
+import { PresenceView } from './presence-view.js';
+import { presenceCost, type ReadBudget } from './read-budget.js';
 import type { Session } from './session.js';
 import { TypingThrottle } from './typing-throttle.js';
+
+/**
+ * A `presence` answer: every user, or for a channel of more than `presenceMaxUsers` the first of them
+ * by userId with the channel's `total` and `truncated: true` (additive to the contract's `{users}`).
+ */
+export type PresencePage = PresenceResult & { total?: number; truncated?: true };
 
 export interface MembershipDeps {
   store: Pick<MessageStore, 'getChannel' | 'history'>;
@@ -23,6 +32,14 @@ export interface MembershipDeps {
   channelsPerConnection: number;
   /** Typing signals per user and channel that reach the others: one per this interval. @default 1000 */
   typingIntervalMs?: number;
+  /** The per-user read budget that `presence` spends from. */
+  readBudget: ReadBudget;
+  /** Most users one `presence` answer lists. @default 1000 */
+  presenceMaxUsers?: number;
+  /** How long a channel's presence list is reused on this instance; 0: never. @default 1000 */
+  presenceCacheMs?: number;
+  /** At most one user_joined/user_left per user and channel per this interval; 0: every one. @default 1000 */
+  noticeIntervalMs?: number;
 }
 
 /** How long a connection at its channel limit is told to wait: until it leaves one, really. */
@@ -38,6 +55,9 @@ const now = () => new Date().toISOString();
 export class Membership {
   private readonly deps: MembershipDeps;
   private readonly typingThrottle: TypingThrottle;
+  private readonly view: PresenceView;
+  private readonly notices: NoticeDamper;
+  private readonly presenceMaxUsers: number;
   /**
    * Per connection of this instance: who it is, the channels it is counted in presence for, and the
    * channels it is joining (awaits in flight), which count against its channel limit.
@@ -47,6 +67,9 @@ export class Membership {
   constructor(deps: MembershipDeps) {
     this.deps = deps;
     this.typingThrottle = new TypingThrottle(deps.typingIntervalMs ?? 1000);
+    this.view = new PresenceView(deps.presence, deps.presenceCacheMs ?? 1000);
+    this.notices = new NoticeDamper(deps.noticeIntervalMs ?? 1000);
+    this.presenceMaxUsers = deps.presenceMaxUsers ?? 1000;
     deps.rooms.onLeft((connectionId, channelId) => this.departed(connectionId, channelId));
   }
 
@@ -58,6 +81,11 @@ export class Membership {
   /** A connection closed (after it left its rooms). */
   disconnect(connectionId: string): void {
     this.sessions.delete(connectionId);
+  }
+
+  /** The instance is closing: notices still waiting for their interval are dropped. */
+  close(): void {
+    this.notices.close();
   }
 
   /**
@@ -109,14 +137,21 @@ export class Membership {
     return {};
   }
 
-  /** Who is in the channel, across every instance. */
-  async presence(principal: Principal, channelId: string): Promise<PresenceResult> {
+  /**
+   * Who is in the channel, across every instance (as of at most `presenceCacheMs` ago for the other
+   * instances' connections). Spends the reader's budget by the channel's size.
+   */
+  async presence(principal: Principal, channelId: string): Promise<PresencePage> {
     await this.deps.access.authorize(principal, channelId);
+    let users: PresenceUser[];
     try {
-      return { users: await this.deps.presence.list(channelId) };
+      users = await this.view.list(channelId);
     } catch (err) {
       throw new SwitchboardError(ErrorCode.UNAVAILABLE, 'Presence is unavailable right now; retry shortly', { cause: err });
     }
+    await this.deps.readBudget.spend(principal.userId, presenceCost(users.length));
+    if (users.length <= this.presenceMaxUsers) return { users };
+    return { users: users.slice(0, this.presenceMaxUsers), total: users.length, truncated: true };
   }
 
   /**
@@ -163,8 +198,11 @@ export class Membership {
     if (!entry || entry.counted.has(channelId) || !this.deps.rooms.isJoined(session.id, channelId)) return;
     entry.counted.add(channelId);
     const { userId } = session.principal;
+    this.view.applyLocal(channelId, userId, 1);
     if (await this.presenceChange('add', channelId, userId)) {
-      this.deps.broadcaster.toOthers(session.id, channelId, 'user_joined', { userId, channelId, timestamp: now() });
+      this.notices.tell(channelId, userId, 'user_joined', () =>
+        this.deps.broadcaster.toOthers(session.id, channelId, 'user_joined', { userId, channelId, timestamp: now() }),
+      );
     }
   }
 
@@ -172,8 +210,10 @@ export class Membership {
     const entry = this.sessions.get(connectionId);
     if (!entry?.counted.delete(channelId)) return;
     const { userId } = entry.principal;
+    this.view.applyLocal(channelId, userId, -1);
     void this.presenceChange('remove', channelId, userId).then((last) => {
-      if (last) this.deps.broadcaster.toChannel(channelId, 'user_left', { userId, channelId, timestamp: now() });
+      if (!last) return;
+      this.notices.tell(channelId, userId, 'user_left', () => this.deps.broadcaster.toChannel(channelId, 'user_left', { userId, channelId, timestamp: now() }));
     });
   }
 

@@ -7,6 +7,7 @@ import type { Rooms } from '../ports/rooms.js';
 import type { ChannelAccess } from './access.js';
 import { AppendBatcher } from './append-batcher.js';
 import { forbidden, fromStore } from './errors.js';
+import { historyCost, type ReadBudget } from './read-budget.js';
 import type { Session } from './session.js';
 
 export interface MessagingDeps {
@@ -16,6 +17,8 @@ export interface MessagingDeps {
   access: ChannelAccess;
   /** Messages per user. */
   messageLimiter: RateLimiter;
+  /** The per-user read budget that `history` spends from, by page size. */
+  readBudget: ReadBudget;
   /** Observes each store batch (metrics). */
   onStoreBatch?: ((size: number, ms: number, failed: boolean) => void) | undefined;
   /** Observes each stored send: whether it was a retry of a stored message. */
@@ -65,10 +68,14 @@ export class Messaging {
     return this.storeAndBroadcast({ channelId, content: input.content, clientMessageId: input.clientMessageId, userId: input.userId ?? SYSTEM_USER_ID });
   }
 
-  /** A page of the channel's history, oldest first; `limit` defaults to 50 and is clamped to 200. */
+  /**
+   * A page of the channel's history, oldest first; `limit` defaults to 50 and is clamped to 200. Spends
+   * the reader's budget by `limit`.
+   */
   async history(principal: Principal, query: HistoryQuery): Promise<HistoryResult> {
     await this.deps.access.authorize(principal, query.channelId);
     const limit = Math.min(query.limit ?? DEFAULT_PAGE, MAX_PAGE);
+    await this.deps.readBudget.spend(principal.userId, historyCost(limit));
     return fromStore(
       this.deps.store.history(query.channelId, {
         limit,

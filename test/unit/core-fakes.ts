@@ -175,6 +175,14 @@ export interface CoreWorld {
 export interface CoreWorldOptions {
   /** @default 1000 per 10 s */
   messages?: RateSpec;
+  /** Read points per user. @default 100000 per 10 s */
+  reads?: RateSpec;
+  /** @default 0: no presence cache */
+  presenceCacheMs?: number;
+  /** @default 0: every notice at once */
+  noticeIntervalMs?: number;
+  /** @default 1000 */
+  presenceMaxUsers?: number;
   /** @default 10 */
   channelsPerConnection?: number;
 }
@@ -189,6 +197,7 @@ export async function coreWorld(options: CoreWorldOptions = {}): Promise<CoreWor
   await store.ensurePublicChannels(['general', 'random']);
   const rooms = new FakeRooms();
   const broadcaster = new RecordingBroadcaster();
+  const reads = options.reads ?? { points: 100_000, durationMs: 10_000 };
   const presence = new FaultSwitchPresence();
   const chat = new Chat({
     store,
@@ -196,6 +205,10 @@ export async function coreWorld(options: CoreWorldOptions = {}): Promise<CoreWor
     broadcaster,
     rooms,
     messageLimiter: new FlexibleRateLimiter(options.messages ?? { points: 1000, durationMs: 10_000 }, { name: 'messages' }),
+    readLimiter: { limiter: new FlexibleRateLimiter(reads, { name: 'reads' }), points: reads.points },
+    presenceCacheMs: options.presenceCacheMs ?? 0,
+    noticeIntervalMs: options.noticeIntervalMs ?? 0,
+    presenceMaxUsers: options.presenceMaxUsers ?? 1000,
     logger: pino({ level: 'silent' }),
     instanceId: INSTANCE_ID,
     channelsPerConnection: options.channelsPerConnection ?? 10,
