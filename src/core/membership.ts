@@ -139,17 +139,18 @@ export class Membership {
 
   /**
    * Who is in the channel, across every instance (as of at most `presenceCacheMs` ago for the other
-   * instances' connections). Spends the reader's budget by the channel's size.
+   * instances' connections). Spends the reader's budget by the channel's size, as last seen, before
+   * reading: a reader over the budget costs the backend nothing.
    */
   async presence(principal: Principal, channelId: string): Promise<PresencePage> {
     await this.deps.access.authorize(principal, channelId);
+    await this.deps.readBudget.spend(principal.userId, presenceCost(this.view.lastSize(channelId) ?? 0));
     let users: PresenceUser[];
     try {
       users = await this.view.list(channelId);
     } catch (err) {
       throw new SwitchboardError(ErrorCode.UNAVAILABLE, 'Presence is unavailable right now; retry shortly', { cause: err });
     }
-    await this.deps.readBudget.spend(principal.userId, presenceCost(users.length));
     if (users.length <= this.presenceMaxUsers) return { users };
     return { users: users.slice(0, this.presenceMaxUsers), total: users.length, truncated: true };
   }

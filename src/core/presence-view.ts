@@ -20,7 +20,8 @@ const byUserId = (a: PresenceUser, b: PresenceUser) => (a.userId < b.userId ? -1
  * repeated reads of a large channel cost the backend one list per channel and interval. Reads of one
  * channel in flight at once share one backend call. This instance's own joins and leaves are applied
  * to a kept list at once (its readers see them as before); the other instances' show after `ttlMs`.
- * With `ttlMs` 0 every read goes to the backend.
+ * With `ttlMs` 0 every read goes to the backend (reads in flight at once still share a call), and the
+ * list is kept only for its size (`lastSize`).
  */
 export class PresenceView {
   private readonly entries = new Map<string, Entry>();
@@ -34,10 +35,14 @@ export class PresenceView {
 
   /** The channel's users with at least one connection, sorted by userId. */
   list(channelId: string): Promise<PresenceUser[]> {
-    if (this.ttlMs === 0) return this.presence.list(channelId);
     const entry = this.entries.get(channelId);
     if (entry && this.now() - entry.at < this.ttlMs) return Promise.resolve(this.sortedOf(entry));
     return this.loading.get(channelId) ?? this.load(channelId);
+  }
+
+  /** How many users the channel had when last read (its list may have expired); undefined if never read. */
+  lastSize(channelId: string): number | undefined {
+    return this.entries.get(channelId)?.users.size;
   }
 
   /** A connection of this instance joined (+1) or left (-1) the channel: a kept list follows at once. */
