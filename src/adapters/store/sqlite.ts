@@ -63,6 +63,23 @@ const immediateSqliteDialect = (config: SqliteDialectConfig): Dialect => ({
   createIntrospector: (db) => new SqliteIntrospector(db),
 });
 
+/**
+ * Sets WAL mode. Two processes switching a fresh file at once can get SQLITE_BUSY without SQLite's
+ * busy handler waiting, so the switch is tried again (synchronously: nothing is served yet) until
+ * `deadline`.
+ */
+function switchToWal(database: BetterSqlite3.Database, deadline: number): void {
+  for (;;) {
+    try {
+      database.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if (!isLocked(err) || Date.now() >= deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+}
+
 export interface SqliteStoreOptions {
   /**
    * How long a call retries a database locked by another connection before failing with
@@ -86,7 +103,7 @@ export function openSqliteStore(path: string, logger: Logger, options: SqliteSto
   // Opening happens before anything is served: here waiting for another process's lock (switching a
   // fresh file to WAL) blocks nobody. From then on, a lock fails at once and is retried without blocking.
   const database = new BetterSqlite3(path, { timeout: lockTimeoutMs });
-  database.pragma('journal_mode = WAL');
+  switchToWal(database, Date.now() + lockTimeoutMs);
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 0');
