@@ -2,7 +2,7 @@ import type { Server as NodeHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Server } from 'socket.io';
-import type { Config } from './config.js';
+import { demoOn, devFeaturesOn, modeWarning, type Config } from './config.js';
 import { Chat } from './core/chat.js';
 import { HsTokenIssuer, JoseAuthenticator } from './adapters/auth/jose.js';
 import { createRedisAdapter } from './adapters/redis/adapter.js';
@@ -70,6 +70,8 @@ export async function createApp(inputConfig: Readonly<Config>, options: AppOptio
   const config = resolveJwt(inputConfig);
   const logger = options.logger ?? createLogger({ level: config.logLevel, instanceId: config.instanceId });
   const metrics = createMetrics(config.instanceId);
+  const warning = modeWarning(config);
+  if (warning) logger.warn(warning);
 
   const backends = await openBackends(config, logger);
   try {
@@ -115,6 +117,10 @@ function assemble({ config, logger, metrics, backends, options }: Parts): App {
     broadcaster,
     rooms,
     messageLimiter: backends.limiter('messages', config.limits.messages),
+    readLimiter: { limiter: backends.limiter('reads', config.limits.reads), points: config.limits.reads.points },
+    presenceMaxUsers: config.presenceMaxUsers,
+    presenceCacheMs: config.presenceCacheMs,
+    noticeIntervalMs: config.presenceNoticeIntervalMs,
     logger: logger.child({ component: 'chat' }),
     instanceId: config.instanceId,
     channelsPerConnection: config.limits.channelsPerSocket,
@@ -130,8 +136,10 @@ function assemble({ config, logger, metrics, backends, options }: Parts): App {
   const gateway = new SocketGateway({ io, chat, auth, broadcaster, config, metrics, logger: logger.child({ component: 'socket' }) });
   const lifecycle: Lifecycle = { draining: false, closed: false };
   const readiness = () => checkReadiness(backends, lifecycle);
-  const issuer = config.jwt.secret && !config.production ? new HsTokenIssuer(config.jwt.secret, config.jwt) : undefined;
-  registerRoutes(http, { config, chat, auth, issuer, metrics, readiness, webDir: options.webDir ?? DEFAULT_WEB_DIR });
+  // Development features only on the generated development secret (config.ts, devFeaturesOn).
+  const issuer = devFeaturesOn(config) && config.jwt.secret ? new HsTokenIssuer(config.jwt.secret, config.jwt) : undefined;
+  const routeConfig = { ...config, demo: demoOn(config) };
+  registerRoutes(http, { config: routeConfig, chat, auth, issuer, metrics, readiness, webDir: options.webDir ?? DEFAULT_WEB_DIR });
   const limitPerAddress = handshakeLimit({
     limiter: backends.limiter('handshakes', config.limits.handshakesPerIp),
     trustProxy: config.trustProxy,
@@ -232,6 +240,7 @@ function handle(built: Built): App {
       if (lifecycle.closed) return;
       lifecycle.closed = true;
       lifecycle.draining = true;
+      built.chat.membership.close();
       await new Promise<void>((resolve) => io.close(() => resolve()));
       await http.close().catch(() => undefined);
       await built.backends.close();

@@ -40,7 +40,7 @@ export async function openBackends(config: Readonly<Config>, logger: Logger): Pr
     for (const c of closers.splice(0).reverse()) await Promise.resolve().then(c).catch(() => undefined);
   };
   try {
-    const store: MessageStore = openStore(config.databaseUrl, logger.child({ component: 'store' }));
+    const store: MessageStore = openStore(config.databaseUrl, logger.child({ component: 'store' }), { lockTimeoutMs: config.sqliteLockTimeoutMs });
     closers.push(() => store.close());
     await store.migrate();
     await store.ensurePublicChannels(config.defaultChannels);

@@ -2,7 +2,7 @@
 import { relative, sep } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createApp, type App } from './app.js';
-import { ConfigError, ENV_TABLE, loadConfig, type Config, type CrashAfterStoreSpec } from './config.js';
+import { ConfigError, ENV_TABLE, faultHookArmed, loadConfig, type Config, type CrashAfterStoreSpec } from './config.js';
 import { HsTokenIssuer } from './adapters/auth/jose.js';
 import { redact } from './adapters/redis/connection.js';
 import { causeChain, describeStore, describeStoreError } from './adapters/store/describe-error.js';
@@ -149,11 +149,16 @@ function armedBy(spec: CrashAfterStoreSpec): () => boolean {
 
 /**
  * Test-only fault hook, for the chaos suite: SWITCHBOARD_FAULT_CRASH_AFTER_STORE makes the process die
- * after a message is stored and before it is broadcast or acknowledged. Ignored in production.
+ * after a message is stored and before it is broadcast or acknowledged. Armed only when a test asks for
+ * it with NODE_ENV=test; ignored (with a warning) otherwise.
  */
 function crashAfterStoreHook(cfg: Readonly<Config>, logger: Logger): ((m: Message) => void) | undefined {
   const spec = cfg.faultCrashAfterStore;
-  if (!spec || cfg.production) return undefined;
+  if (!spec) return undefined;
+  if (!faultHookArmed(cfg)) {
+    logger.warn('SWITCHBOARD_FAULT_CRASH_AFTER_STORE is set but ignored: the test-only fault hook arms only with NODE_ENV=test');
+    return undefined;
+  }
   const armed = armedBy(spec);
   logger.warn({ spec }, 'test-only fault hook on: this process will crash after storing a message (SWITCHBOARD_FAULT_CRASH_AFTER_STORE)');
   return (m) => {
@@ -238,7 +243,7 @@ async function migrate(): Promise<void> {
   const cfg = config();
   const logger = rootLogger(cfg);
   try {
-    const store = openStore(cfg.databaseUrl, logger.child({ component: 'store' }));
+    const store = openStore(cfg.databaseUrl, logger.child({ component: 'store' }), { lockTimeoutMs: cfg.sqliteLockTimeoutMs });
     try {
       await store.migrate();
     } finally {

@@ -22,6 +22,8 @@ export interface JwtConfig {
 /** One validated, frozen object: the server reads its environment only through loadConfig. */
 export interface Config {
   production: boolean;
+  /** NODE_ENV as given; `production` is also `production: true`. */
+  nodeEnv: string | undefined;
   port: number;
   host: string;
   instanceId: string;
@@ -49,11 +51,21 @@ export interface Config {
   demo: boolean;
   /** How long a dead instance's presence outlives its last heartbeat (heartbeats every third of it). */
   presenceTtlMs: number;
+  /** Most users one `presence` ack lists; larger channels are answered truncated, with their total. */
+  presenceMaxUsers: number;
+  /** How long a channel's presence list is reused on this instance; 0: not at all. */
+  presenceCacheMs: number;
+  /** At most one user_joined/user_left per user and channel per this interval, per instance; 0: no damping. */
+  presenceNoticeIntervalMs: number;
+  /** How long a SQLite call retries a file locked by another process (asynchronously) before UNAVAILABLE. */
+  sqliteLockTimeoutMs: number;
   limits: {
     /** Messages per user (cluster-wide with Redis). */
     messages: RateSpec;
     /** Events of any kind per connection. */
     events: RateSpec;
+    /** Read points per user (history pages and presence, weighted by their size). */
+    reads: RateSpec;
     /** Handshakes per client IP. */
     handshakesPerIp: RateSpec;
     /** Simultaneous connections per user on one instance. */
@@ -65,7 +77,7 @@ export interface Config {
     /** Packets queued towards one client before it is dropped as a slow consumer. */
     outgoingPackets: number;
   };
-  /** Test-only fault hook (SWITCHBOARD_FAULT_CRASH_AFTER_STORE); the CLI ignores it in production. */
+  /** Test-only fault hook (SWITCHBOARD_FAULT_CRASH_AFTER_STORE); armed only with NODE_ENV=test (faultHookArmed). */
   faultCrashAfterStore: CrashAfterStoreSpec | undefined;
 }
 
@@ -110,6 +122,7 @@ function checkAcross(config: Config): void {
 function toConfig(e: Env): Config {
   return {
     production: e.NODE_ENV === 'production',
+    nodeEnv: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST,
     instanceId: e.INSTANCE_ID,
@@ -139,9 +152,14 @@ function toConfig(e: Env): Config {
     logFormat: e.LOG_FORMAT,
     demo: e.DEMO,
     presenceTtlMs: e.PRESENCE_TTL_MS,
+    presenceMaxUsers: e.PRESENCE_MAX_USERS,
+    presenceCacheMs: e.PRESENCE_CACHE_MS,
+    presenceNoticeIntervalMs: e.PRESENCE_NOTICE_INTERVAL_MS,
+    sqliteLockTimeoutMs: e.SQLITE_LOCK_TIMEOUT_MS,
     limits: Object.freeze({
       messages: e.RATE_LIMIT_MESSAGES,
       events: e.RATE_LIMIT_EVENTS,
+      reads: e.RATE_LIMIT_READS,
       handshakesPerIp: e.RATE_LIMIT_HANDSHAKES,
       connectionsPerUser: e.MAX_CONNECTIONS_PER_USER,
       channelsPerSocket: e.MAX_CHANNELS_PER_SOCKET,
@@ -183,6 +201,37 @@ function refusePlaceholders(config: Config): void {
     const password = url === undefined ? undefined : urlPassword(url);
     if (password !== undefined && isPlaceholder(password)) throw new ConfigError(name, `has a password that ${what}`);
   }
+}
+
+/**
+ * The development features (`/dev/token`, the demo page and its sign-in) run only on the generated
+ * development secret: never with an operator's JWT_SECRET, JWT_PUBLIC_KEY or JWKS_URL, so never in
+ * production (which requires one of them).
+ */
+export const devFeaturesOn = (c: Config): boolean => c.jwt.secretIsDev;
+
+/** The demo page: asked for (DEMO) and with its sign-in available. */
+export const demoOn = (c: Config): boolean => c.demo && devFeaturesOn(c);
+
+/** The test-only fault hook fires only where a test asked for it: NODE_ENV=test and the hook's variable. */
+export const faultHookArmed = (c: Config): boolean => c.nodeEnv === 'test' && c.faultCrashAfterStore !== undefined;
+
+const KNOWN_MODES = new Set(['production', 'development', 'test']);
+
+/**
+ * For a NODE_ENV other than production, development or test (say `staging`): a warning that it runs
+ * with the development defaults and says which features are on. Undefined for the known modes.
+ */
+export function modeWarning(c: Config): string | undefined {
+  const mode = c.nodeEnv;
+  if (mode === undefined || KNOWN_MODES.has(mode)) return undefined;
+  const on = (flag: boolean) => (flag ? 'on' : 'off');
+  return (
+    `NODE_ENV=${mode.slice(0, 32)} is not production, development or test: running with the development defaults ` +
+    `(listening on ${c.host}; origins: ${Array.isArray(c.allowedOrigins) ? c.allowedOrigins.join(',') : c.allowedOrigins}); ` +
+    `/dev/token: ${on(devFeaturesOn(c))}, demo page: ${on(demoOn(c))}` +
+    `${devFeaturesOn(c) ? ' (the generated development secret is in use)' : ''}, test-only fault hook: off. Set NODE_ENV=production for a deployment.`
+  );
 }
 
 /** A copy of `config` with the development secret filled in. */

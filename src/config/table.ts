@@ -41,7 +41,7 @@ const unset = <T>(r: z.ZodType<T>, defaultDoc: string, doc: string) => ({ rule: 
 export const ENV_TABLE = {
   // The contract's variables.
   PORT: byDefault(rule.int(0, 65535), '3000', 'listen port'),
-  HOST: byDefault(rule.text, '0.0.0.0', 'listen address'),
+  HOST: computed(rule.text, 'development: `127.0.0.1`, production: `0.0.0.0`', 'listen address; an explicit `HOST` always wins', (c) => (c.production ? '0.0.0.0' : '127.0.0.1')),
   INSTANCE_ID: computed(rule.instanceId, '`<hostname>-<pid>`', 'in logs, `/healthz`, and the `instance` field of `joined`; 1-64 characters of `A-Z a-z 0-9 _ . : -`', () => `${hostname()}-${process.pid}`),
   DATABASE_URL: computed(rule.databaseUrl, '`sqlite:./data/switchboard.db`', '`sqlite:<path>` (`sqlite::memory:` for throwaway runs) or `postgres://…`; the default lies under `DATA_DIR`', (c) => `sqlite:${c.dataDir}/switchboard.db`),
   REDIS_URL: unset(rule.redisUrl, 'unset', '`redis://…` or `rediss://…`; unset: a single instance; set: instances share rooms, presence and limits'),
@@ -63,7 +63,11 @@ export const ENV_TABLE = {
   MAX_MESSAGE_LENGTH: byDefault(rule.int(1, 100_000), '4000', 'characters (code points) of `content`'),
   MAX_FRAME_BYTES: byDefault(rule.int(1024, 100 * 1024 * 1024), '65536', 'Socket.IO `maxHttpBufferSize` and the HTTP body limit'),
   DEFAULT_CHANNELS: byDefault(rule.channelIds, 'general,random', 'public channels created at start-up'),
-  NODE_ENV: unset(z.string(), 'unset (development)', '`production`: refuses to start without `JWT_SECRET`/`JWT_PUBLIC_KEY`/`JWKS_URL`; no `/dev/token`, no demo page'),
+  NODE_ENV: unset(
+    z.string(),
+    'unset (development)',
+    '`production`: refuses to start without `JWT_SECRET`/`JWT_PUBLIC_KEY`/`JWKS_URL`; `test`: arms the test-only fault hook; another value than `production`, `development` or `test` logs a warning naming what is enabled. In every mode `/dev/token` and the demo exist only on the generated development secret',
+  ),
   // Switchboard's additions.
   LOG_LEVEL: byDefault(z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), 'info', 'pino level: `fatal`, `error`, `warn`, `info`, `debug`, `trace`, `silent`'),
   LOG_FORMAT: byDefault(
@@ -75,7 +79,12 @@ export const ENV_TABLE = {
   REDIS_ADAPTER: byDefault(z.enum(['sharded', 'classic', 'streams']), 'sharded', '`sharded` (Redis 7 sharded pub/sub, dynamic subscriptions), `classic`, or `streams`; see [decisions.md](decisions.md)'),
   TRUST_PROXY: unset(rule.list, 'unset', 'comma list of proxy addresses/CIDRs (or `loopback`) whose `X-Forwarded-For` is believed for client IPs'),
   PRESENCE_TTL_MS: byDefault(rule.int(1500, 30_000), '15000', "how long a dead instance's presence outlives its last heartbeat (heartbeat every third of it)"),
-  DEMO: computed(rule.bool, 'on in development', 'serve the demo page at `/` (`true`/`false`)', (c) => !c.production),
+  DEMO: computed(
+    rule.bool,
+    'on in development',
+    'serve the demo page at `/` (`true`/`false`); only while the server runs on the generated development secret, whose `/dev/token` is its sign-in: never in production, never with `JWT_SECRET`, `JWT_PUBLIC_KEY` or `JWKS_URL`',
+    (c) => !c.production,
+  ),
   RATE_LIMIT_MESSAGES: byDefault(rule.rate, '100/10s', 'messages per user; cluster-wide with Redis'),
   RATE_LIMIT_EVENTS: byDefault(rule.rate, '300/10s', 'events of any kind per connection; a client at twice the limit is disconnected'),
   RATE_LIMIT_HANDSHAKES: byDefault(rule.rate, '120/1m', 'connection attempts per client IP'),
@@ -83,11 +92,16 @@ export const ENV_TABLE = {
   MAX_CHANNELS_PER_SOCKET: byDefault(rule.int(1, 100_000), '200', 'channels one connection may join'),
   MAX_OUTGOING_BYTES: byDefault(rule.int(65_536, 1024 * 1024 * 1024), '16777216', 'bytes (16 MiB by default) queued towards one client before it is dropped as a slow consumer'),
   MAX_OUTGOING_PACKETS: byDefault(rule.int(16, 10_000_000), '10000', 'packets queued towards one client before it is dropped as a slow consumer'),
+  RATE_LIMIT_READS: byDefault(rule.rate, '1000/10s', 'read budget per user, in points (cluster-wide with Redis): a `history` page costs 1 per 10 messages of its `limit`, a `presence` read 1 plus 1 per 100 users of the channel'),
+  PRESENCE_MAX_USERS: byDefault(rule.int(1, 100_000), '1000', 'most users a `presence` ack lists; a larger channel answers the first ones by userId with `total` and `truncated: true`'),
+  PRESENCE_CACHE_MS: byDefault(rule.int(0, 60_000), '1000', "how long an instance reuses a channel's presence list (its own joins and leaves apply at once); `0`: no cache"),
+  PRESENCE_NOTICE_INTERVAL_MS: byDefault(rule.int(0, 60_000), '1000', 'at most one `user_joined`/`user_left` per user and channel per interval (per instance); a change within it is told at its end, if still true'),
+  SQLITE_LOCK_TIMEOUT_MS: byDefault(rule.int(0, 600_000), '5000', 'how long a SQLite call retries a database locked by another process, without blocking, before answering `UNAVAILABLE`'),
   // For tests only.
   SWITCHBOARD_FAULT_CRASH_AFTER_STORE: unset(
     rule.crashAfterStore,
     'unset',
-    'test only (the chaos suite): exit with code 86 after storing a message, before broadcasting or acknowledging it: `0.01` with that probability per message, `nth:50` at the 50th, `signal` at the first after a SIGUSR2; ignored in production',
+    'test only (the chaos suite): exit with code 86 after storing a message, before broadcasting or acknowledging it: `0.01` with that probability per message, `nth:50` at the 50th, `signal` at the first after a SIGUSR2; armed only with `NODE_ENV=test`, ignored otherwise',
   ),
 } satisfies Record<string, EnvVariable>;
 

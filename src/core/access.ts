@@ -17,7 +17,7 @@ export class ChannelAccess {
   /** Channels never change privacy and are never deleted, so a found channel can be remembered. */
   private readonly cache = new Map<string, ChannelInfo>();
 
-  constructor(private readonly store: Pick<MessageStore, 'getChannel' | 'isMember'>) {}
+  constructor(private readonly store: Pick<MessageStore, 'getChannel' | 'isMember' | 'revokedAt'>) {}
 
   async find(channelId: string): Promise<ChannelInfo | undefined> {
     const cached = this.cache.get(channelId);
@@ -31,14 +31,25 @@ export class ChannelAccess {
   }
 
   /**
-   * Resolves when `principal` may read and join the channel: it is public, the token grants it, the
-   * user is a member, or the user is an admin. FORBIDDEN otherwise, and when it does not exist.
+   * Resolves when `principal` may read and join the channel: it is public, the user is an admin, the
+   * token grants it and was issued after the user's last revocation there, or the user is a member.
+   * FORBIDDEN otherwise, and when it does not exist.
    */
   async authorize(principal: Principal, channelId: string): Promise<void> {
     const channel = await this.find(channelId);
     if (!channel) throw forbidden();
-    if (!channel.isPrivate || principal.isAdmin || principal.channels.includes(channelId)) return;
+    if (!channel.isPrivate || principal.isAdmin) return;
+    if (principal.channels.includes(channelId) && (await this.grantStands(principal, channelId))) return;
     if (!(await fromStore(this.store.isMember(channelId, principal.userId)))) throw forbidden();
+  }
+
+  /**
+   * A revocation wins over a token's grant issued before it. `iat` has whole seconds: a token of the
+   * revocation's own second, or one without `iat`, counts as issued before.
+   */
+  private async grantStands(principal: Principal, channelId: string): Promise<boolean> {
+    const revokedAt = await fromStore(this.store.revokedAt(channelId, principal.userId));
+    return revokedAt === undefined || (principal.issuedAt !== undefined && principal.issuedAt > revokedAt);
   }
 
   /** The channel an admin acts on: FORBIDDEN for anyone else, NOT_FOUND when it does not exist. */

@@ -6,18 +6,23 @@ import type { RateLimiter } from '../ports/rate-limiter.js';
 import type { Rooms } from '../ports/rooms.js';
 import { ChannelAccess } from './access.js';
 import { Channels } from './channels.js';
-import { Membership } from './membership.js';
+import { Membership, type MembershipDeps } from './membership.js';
 import { Messaging, type MessagingDeps } from './messaging.js';
+import { ReadBudget } from './read-budget.js';
 
 export type { Session } from './session.js';
 
-export interface ChatDeps extends Pick<MessagingDeps, 'onStoreBatch' | 'onStored' | 'afterStore'> {
+export interface ChatDeps
+  extends Pick<MessagingDeps, 'onStoreBatch' | 'onStored' | 'afterStore'>,
+    Pick<MembershipDeps, 'presenceMaxUsers' | 'presenceCacheMs' | 'noticeIntervalMs'> {
   store: MessageStore;
   presence: Presence;
   broadcaster: Broadcaster;
   rooms: Rooms;
   /** Messages per user. */
   messageLimiter: RateLimiter;
+  /** Read points per user (history and presence, by their size), and how many one window has. */
+  readLimiter: { limiter: RateLimiter; points: number };
   logger: Logger;
   /** Shown to the joiner in `joined`. */
   instanceId: string;
@@ -40,6 +45,7 @@ export class Chat {
   constructor(deps: ChatDeps) {
     const access = new ChannelAccess(deps.store);
     const { store, broadcaster, rooms } = deps;
+    const readBudget = new ReadBudget(deps.readLimiter.limiter, deps.readLimiter.points);
     this.membership = new Membership({
       store,
       presence: deps.presence,
@@ -49,6 +55,10 @@ export class Chat {
       logger: deps.logger,
       instanceId: deps.instanceId,
       channelsPerConnection: deps.channelsPerConnection,
+      readBudget,
+      presenceMaxUsers: deps.presenceMaxUsers,
+      presenceCacheMs: deps.presenceCacheMs,
+      noticeIntervalMs: deps.noticeIntervalMs,
     });
     this.messaging = new Messaging({
       store,
@@ -56,6 +66,7 @@ export class Chat {
       rooms,
       access,
       messageLimiter: deps.messageLimiter,
+      readBudget,
       onStoreBatch: deps.onStoreBatch,
       onStored: deps.onStored,
       afterStore: deps.afterStore,

@@ -1,5 +1,5 @@
 import { ErrorCode, SwitchboardError, DEFAULT_PAGE, MAX_PAGE, type HistoryResult, type Message, type SendResult } from 'switchboard-client/protocol';
-import type { Principal } from '../ports/authenticator.js';
+import { SYSTEM_USER_ID, type Principal } from '../ports/authenticator.js';
 import type { Broadcaster } from '../ports/broadcaster.js';
 import type { AppendResult, MessageDraft, MessageStore } from '../ports/message-store.js';
 import type { RateLimiter } from '../ports/rate-limiter.js';
@@ -7,10 +7,8 @@ import type { Rooms } from '../ports/rooms.js';
 import type { ChannelAccess } from './access.js';
 import { AppendBatcher } from './append-batcher.js';
 import { forbidden, fromStore } from './errors.js';
+import { historyCost, type ReadBudget } from './read-budget.js';
 import type { Session } from './session.js';
-
-/** The user id of messages an admin publishes without naming a user. */
-export const SYSTEM_USER = 'system';
 
 export interface MessagingDeps {
   store: Pick<MessageStore, 'append' | 'history'>;
@@ -19,6 +17,8 @@ export interface MessagingDeps {
   access: ChannelAccess;
   /** Messages per user. */
   messageLimiter: RateLimiter;
+  /** The per-user read budget that `history` spends from, by page size. */
+  readBudget: ReadBudget;
   /** Observes each store batch (metrics). */
   onStoreBatch?: ((size: number, ms: number, failed: boolean) => void) | undefined;
   /** Observes each stored send: whether it was a retry of a stored message. */
@@ -62,16 +62,20 @@ export class Messaging {
     return this.storeAndBroadcast({ ...input, userId: session.principal.userId });
   }
 
-  /** Server-side publish (admin REST): as `userId`, or as the system user. */
+  /** Server-side publish (admin REST): as `userId`, or as the server itself (SYSTEM_USER_ID, which no token can claim). */
   async publish(principal: Principal, channelId: string, input: { content: string; userId?: string | undefined; clientMessageId: string }): Promise<SendResult> {
     await this.deps.access.forAdmin(principal, channelId);
-    return this.storeAndBroadcast({ channelId, content: input.content, clientMessageId: input.clientMessageId, userId: input.userId ?? SYSTEM_USER });
+    return this.storeAndBroadcast({ channelId, content: input.content, clientMessageId: input.clientMessageId, userId: input.userId ?? SYSTEM_USER_ID });
   }
 
-  /** A page of the channel's history, oldest first; `limit` defaults to 50 and is clamped to 200. */
+  /**
+   * A page of the channel's history, oldest first; `limit` defaults to 50 and is clamped to 200. Spends
+   * the reader's budget by `limit`.
+   */
   async history(principal: Principal, query: HistoryQuery): Promise<HistoryResult> {
     await this.deps.access.authorize(principal, query.channelId);
     const limit = Math.min(query.limit ?? DEFAULT_PAGE, MAX_PAGE);
+    await this.deps.readBudget.spend(principal.userId, historyCost(limit));
     return fromStore(
       this.deps.store.history(query.channelId, {
         limit,

@@ -80,8 +80,14 @@ export interface MessageStore {
   isMember(channelId: string, userId: string): Promise<boolean>;
   /** Idempotent. */
   addMember(channelId: string, userId: string): Promise<void>;
-  /** Idempotent; resolves false when there was no such membership. */
+  /**
+   * Revokes the user's access: removes the membership and records when (ms since the epoch), in one
+   * transaction, also when there was no membership (a token's `channels` grant is revoked the same way).
+   * A later revocation replaces the time. Resolves false when there was no membership.
+   */
   removeMember(channelId: string, userId: string): Promise<boolean>;
+  /** When the user's access to the channel was last revoked (ms since the epoch); undefined if never. */
+  revokedAt(channelId: string, userId: string): Promise<number | undefined>;
   /** Stores drafts in one transaction, in order; results are in the order of `drafts`. */
   append(drafts: readonly MessageDraft[]): Promise<AppendResult[]>;
   history(channelId: string, query: HistoryQuery): Promise<HistoryPage>;

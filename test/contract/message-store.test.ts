@@ -344,6 +344,29 @@ describe.each(['sqlite', 'postgres'] as const)('MessageStore contract on %s', (b
       expect(await store.removeMember(ch, 'never')).toBe(false);
     });
 
+    it('remove records when access was revoked, also without a membership; a later remove moves it on; per channel and user', async () => {
+      const ch = await newChannel('revoked', true);
+      const other = await newChannel('revoked-other', true);
+      expect(await store.revokedAt(ch, 'r1')).toBeUndefined();
+      await store.addMember(ch, 'r1');
+      const before = Date.now();
+      await store.removeMember(ch, 'r1');
+      const first = await store.revokedAt(ch, 'r1');
+      expect(first).toBeGreaterThanOrEqual(before);
+      expect(first).toBeLessThanOrEqual(Date.now());
+      // A grant held only by a token is revoked the same way: no membership, still recorded.
+      await store.removeMember(ch, 'token-only');
+      expect(await store.revokedAt(ch, 'token-only')).toBeGreaterThanOrEqual(before);
+      await new Promise((r) => setTimeout(r, 5));
+      await store.removeMember(ch, 'r1');
+      expect(await store.revokedAt(ch, 'r1')).toBeGreaterThan(first!);
+      expect(await store.revokedAt(other, 'r1')).toBeUndefined();
+      expect(await store.revokedAt(ch, 'r2')).toBeUndefined();
+      // A re-grant adds the membership and keeps the record.
+      await store.addMember(ch, 'r1');
+      expect(await store.isMember(ch, 'r1')).toBe(true);
+    });
+
     it('membership is per channel', async () => {
       const a = await newChannel('members-a', true);
       const b = await newChannel('members-b', true);

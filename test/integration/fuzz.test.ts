@@ -74,7 +74,7 @@ describe('fuzz: random payloads at every event', () => {
     process.on('unhandledRejection', onUnhandled);
     process.on('uncaughtException', onUnhandled);
     // Limits out of the way: the fuzz sends far more events than a client may.
-    server = await startServer({ RATE_LIMIT_EVENTS: '1000000/10s', RATE_LIMIT_MESSAGES: '1000000/10s' });
+    server = await startServer({ RATE_LIMIT_EVENTS: '1000000/10s', RATE_LIMIT_MESSAGES: '1000000/10s', RATE_LIMIT_READS: '1000000/10s' });
     socket = await connect(server.url, await token('fuzzer'));
     expect((await call(socket, 'join_channel', 'general')).ok).toBe(true);
   });

@@ -221,26 +221,6 @@ describe('HTTP on one server', () => {
     });
   });
 
-  describe('POST /dev/token (development)', () => {
-    it('200 {token} that connects as that user, with channels and the admin role', async () => {
-      const priv = unique('dev-priv');
-      await createChannel(url, priv, { private: true });
-      const r = await http(url, 'POST', '/dev/token', { body: { userId: 'dev-alice', channels: [priv] } });
-      expect(r.status).toBe(200);
-      expect(Object.keys(r.body)).toEqual(['token']);
-      const s = await connect(url, r.body.token);
-      expect((await call(s, 'join_channel', priv)).ok).toBe(true);
-      const a = await http(url, 'POST', '/dev/token', { body: { userId: 'dev-admin', admin: true } });
-      expect((await http(url, 'POST', '/api/channels', { token: a.body.token, body: { id: unique('by-dev-admin') } })).status).toBe(201);
-    });
-
-    it('400 for a bad body', async () => {
-      for (const body of [{}, { userId: '' }, { userId: 5 }, { userId: 'a', channels: 'general' }, { userId: 'a', admin: 'yes' }, { userId: 'a', extra: 1 }]) {
-        expectJsonError(await http(url, 'POST', '/dev/token', { body }), 400, 'INVALID_PAYLOAD');
-      }
-    });
-  });
-
   describe('JSON errors everywhere', () => {
     it('an unknown route is 404 NOT_FOUND', async () => {
       expectJsonError(await http(url, 'GET', '/no/such/route'), 404, 'NOT_FOUND');
@@ -248,7 +228,7 @@ describe('HTTP on one server', () => {
     });
 
     it('malformed JSON is 400 INVALID_PAYLOAD', async () => {
-      for (const path of ['/api/channels', `/api/channels/general/messages`, '/dev/token']) {
+      for (const path of ['/api/channels', `/api/channels/general/messages`]) {
         expectJsonError(await http(url, 'POST', path, { token: admin, raw: '{"id": ' }), 400, 'INVALID_PAYLOAD');
         expectJsonError(await http(url, 'POST', path, { token: admin, raw: '{"__proto__": {"x": 1}, "id": "proto-body"}' }), 400, 'INVALID_PAYLOAD');
       }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigError, ENV_TABLE, loadConfig, type Config, type EnvName } from '../../src/config.js';
+import { ConfigError, demoOn, devFeaturesOn, ENV_TABLE, faultHookArmed, loadConfig, modeWarning, type Config, type EnvName } from '../../src/config.js';
 import { resolveJwt } from '../../src/dev-secret.js';
 
 // Random-looking: production refuses placeholders such as one character repeated or "change-me".
@@ -28,7 +28,7 @@ const sample = (value: string, read: Sample['read'], expected: unknown): Sample 
  */
 const SAMPLES: Record<EnvName, Sample> = {
   PORT: sample('8080', (c) => c.port, 8080),
-  HOST: sample('127.0.0.1', (c) => c.host, '127.0.0.1'),
+  HOST: sample('::', (c) => c.host, '::'),
   INSTANCE_ID: sample('node-a', (c) => c.instanceId, 'node-a'),
   DATABASE_URL: sample('postgres://u@db:5432/chat', (c) => c.databaseUrl, 'postgres://u@db:5432/chat'),
   REDIS_URL: sample('redis://cache:6379', (c) => c.redisUrl, 'redis://cache:6379'),
@@ -61,6 +61,11 @@ const SAMPLES: Record<EnvName, Sample> = {
   MAX_CHANNELS_PER_SOCKET: sample('7', (c) => c.limits.channelsPerSocket, 7),
   MAX_OUTGOING_BYTES: sample('65536', (c) => c.limits.outgoingBytes, 65536),
   MAX_OUTGOING_PACKETS: sample('16', (c) => c.limits.outgoingPackets, 16),
+  RATE_LIMIT_READS: sample('50/1s', (c) => c.limits.reads, { points: 50, durationMs: 1000 }),
+  PRESENCE_MAX_USERS: sample('3', (c) => c.presenceMaxUsers, 3),
+  PRESENCE_CACHE_MS: sample('0', (c) => c.presenceCacheMs, 0),
+  PRESENCE_NOTICE_INTERVAL_MS: sample('250', (c) => c.presenceNoticeIntervalMs, 250),
+  SQLITE_LOCK_TIMEOUT_MS: sample('200', (c) => c.sqliteLockTimeoutMs, 200),
   SWITCHBOARD_FAULT_CRASH_AFTER_STORE: sample('nth:3', (c) => c.faultCrashAfterStore, { kind: 'nth', n: 3 }),
 };
 
@@ -86,7 +91,7 @@ describe('loadConfig', () => {
     expect(c).toMatchObject({
       production: false,
       port: 3000,
-      host: '0.0.0.0',
+      host: '127.0.0.1',
       databaseUrl: 'sqlite:./data/switchboard.db',
       redisUrl: undefined,
       pingIntervalMs: 10000,
@@ -117,7 +122,7 @@ describe('loadConfig', () => {
     const all = loadConfig(SAMPLE_ENV);
     expect(all).toMatchObject({
       port: 8080,
-      host: '127.0.0.1',
+      host: '::',
       instanceId: 'node-a',
       databaseUrl: 'postgres://u@db:5432/chat',
       redisUrl: 'redis://cache:6379',
@@ -198,6 +203,7 @@ describe('loadConfig', () => {
     const prod = loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET });
     expect(prod.production).toBe(true);
     expect(prod.allowedOrigins).toBe('same-origin');
+    expect(prod.host).toBe('0.0.0.0');
     expect(loadConfig({ NODE_ENV: 'production', JWKS_URL: 'https://id.example/jwks.json' }).jwt.jwksUrl?.href).toBe('https://id.example/jwks.json');
   });
 
@@ -295,5 +301,62 @@ describe('the environment', () => {
       'cli.ts: return loadConfig({ ...process.env, ...overrides });',
       'config.ts: export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {',
     ]);
+  });
+});
+
+describe('development features only where they cannot hurt', () => {
+  let dataDir: string;
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'sb-modes-'));
+  });
+  afterEach(() => rmSync(dataDir, { recursive: true, force: true }));
+
+  it('HOST: 127.0.0.1 outside production, 0.0.0.0 in production; an explicit HOST always wins', () => {
+    for (const mode of [undefined, 'development', 'test', 'staging']) expect(loadConfig(mode ? { NODE_ENV: mode } : {}).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: SECRET, HOST: '127.0.0.1' }).host).toBe('127.0.0.1');
+  });
+
+  it.each([
+    ['JWT_SECRET', { JWT_SECRET: SECRET }],
+    ['JWT_PUBLIC_KEY', { JWT_PUBLIC_KEY: RSA_PEM }],
+    ['JWKS_URL', { JWKS_URL: 'https://id.example/jwks.json' }],
+  ])("/dev/token and the demo are off with the operator's %s, in every NODE_ENV", (_name, env) => {
+    for (const mode of [undefined, 'development', 'test', 'staging', 'production']) {
+      const config = resolveJwt(loadConfig({ ...env, ...(mode ? { NODE_ENV: mode } : {}), DEMO: 'true', DATA_DIR: dataDir }));
+      expect(devFeaturesOn(config), `mode ${mode}`).toBe(false);
+      expect(demoOn(config), `mode ${mode}`).toBe(false);
+    }
+  });
+
+  it('/dev/token and the demo are on with the generated development secret, and DEMO=false turns the demo off', () => {
+    for (const mode of [undefined, 'development', 'test', 'staging']) {
+      const config = resolveJwt(loadConfig({ ...(mode ? { NODE_ENV: mode } : {}), DATA_DIR: dataDir }));
+      expect(devFeaturesOn(config)).toBe(true);
+      expect(demoOn(config)).toBe(true);
+    }
+    expect(demoOn(resolveJwt(loadConfig({ DEMO: 'false', DATA_DIR: dataDir })))).toBe(false);
+  });
+
+  it('the crash hook is armed only with NODE_ENV=test', () => {
+    const hook = { SWITCHBOARD_FAULT_CRASH_AFTER_STORE: 'signal', JWT_SECRET: SECRET };
+    expect(faultHookArmed(loadConfig({ ...hook, NODE_ENV: 'test' }))).toBe(true);
+    expect(faultHookArmed(loadConfig({ NODE_ENV: 'test', JWT_SECRET: SECRET }))).toBe(false);
+    for (const mode of [undefined, 'development', 'staging', 'production']) {
+      expect(faultHookArmed(loadConfig({ ...hook, ...(mode ? { NODE_ENV: mode } : {}) })), `mode ${mode}`).toBe(false);
+    }
+  });
+
+  it('a NODE_ENV other than production, development or test warns, naming what is enabled', () => {
+    for (const mode of [undefined, 'production', 'development', 'test']) {
+      expect(modeWarning(resolveJwt(loadConfig({ ...(mode ? { NODE_ENV: mode } : {}), JWT_SECRET: SECRET, DATA_DIR: dataDir })))).toBeUndefined();
+    }
+    const operator = modeWarning(loadConfig({ NODE_ENV: 'staging', JWT_SECRET: SECRET }));
+    expect(operator).toContain('NODE_ENV=staging');
+    expect(operator).toContain('/dev/token: off, demo page: off');
+    expect(operator).toContain('listening on 127.0.0.1');
+    const dev = modeWarning(resolveJwt(loadConfig({ NODE_ENV: 'staging', DATA_DIR: dataDir })));
+    expect(dev).toContain('/dev/token: on, demo page: on (the generated development secret is in use)');
   });
 });

@@ -38,6 +38,38 @@ describe('revoke', () => {
   });
 });
 
+describe('a revocation wins over a token grant issued before it', () => {
+  const tokenOf = (issuedAt: number | undefined) => ({ ...principal('dan', { channels: ['secret'] }), issuedAt });
+
+  it('the old token is FORBIDDEN after the revocation; a token issued after it works again', async () => {
+    const before = tokenOf(Date.now() - 1000);
+    const tab = w.connect(before);
+    await w.chat.membership.join(tab, 'secret');
+    await w.chat.channels.revoke(root, 'secret', 'dan');
+    expect(w.rooms.isJoined(tab.id, 'secret')).toBe(false);
+    await expect(w.chat.membership.join(tab, 'secret')).rejects.toMatchObject({ code: ErrorCode.FORBIDDEN });
+    await expect(w.chat.messaging.history(before, { channelId: 'secret' })).rejects.toMatchObject({ code: ErrorCode.FORBIDDEN });
+    const revokedAt = (await w.store.revokedAt('secret', 'dan'))!;
+    // `iat` has whole seconds: a token of the revocation's own second counts as issued before it.
+    await expect(w.chat.membership.presence(tokenOf(revokedAt), 'secret')).rejects.toMatchObject({ code: ErrorCode.FORBIDDEN });
+    await expect(w.chat.membership.presence(tokenOf(undefined), 'secret')).rejects.toMatchObject({ code: ErrorCode.FORBIDDEN });
+    const after = tokenOf(revokedAt + 1000);
+    expect((await w.chat.membership.join(w.connect(after), 'secret')).channelId).toBe('secret');
+  });
+
+  it('an explicit re-grant opens the channel to the old token again', async () => {
+    const before = tokenOf(Date.now() - 1000);
+    await w.chat.channels.revoke(root, 'secret', 'dan');
+    await expect(w.chat.membership.join(w.connect(before), 'secret')).rejects.toMatchObject({ code: ErrorCode.FORBIDDEN });
+    await w.chat.channels.grant(root, 'secret', 'dan');
+    expect((await w.chat.membership.join(w.connect(before), 'secret')).channelId).toBe('secret');
+  });
+
+  it('a token grant without any revocation stands, with or without iat', async () => {
+    expect((await w.chat.membership.join(w.connect(tokenOf(undefined)), 'secret')).channelId).toBe('secret');
+  });
+});
+
 describe('grant, list and create', () => {
   it('a grant opens the private channel to the user', async () => {
     const ann = w.connect('ann');

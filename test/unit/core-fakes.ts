@@ -125,6 +125,7 @@ export class FaultSwitchStore implements MessageStore {
   isMember = (channelId: string, userId: string) => this.call(() => this.inner.isMember(channelId, userId));
   addMember = (channelId: string, userId: string) => this.call(() => this.inner.addMember(channelId, userId));
   removeMember = (channelId: string, userId: string) => this.call(() => this.inner.removeMember(channelId, userId));
+  revokedAt = (channelId: string, userId: string) => this.call(() => this.inner.revokedAt(channelId, userId));
   append = (drafts: readonly MessageDraft[]) => this.call(() => this.inner.append(drafts));
   history: MessageStore['history'] = (channelId, query) => this.call(() => this.inner.history(channelId, query));
   ping = () => this.call(() => this.inner.ping());
@@ -147,12 +148,13 @@ export class FaultSwitchPresence implements Presence {
   close = () => this.inner.close();
 }
 
-export const principal = (userId: string, o: { admin?: boolean; channels?: string[] } = {}): Principal => ({
+export const principal = (userId: string, o: { admin?: boolean; channels?: string[]; issuedAt?: number } = {}): Principal => ({
   userId,
   name: undefined,
   isAdmin: o.admin ?? false,
   channels: o.channels ?? [],
   expiresAt: Date.now() + 3_600_000,
+  issuedAt: o.issuedAt ?? Date.now(),
 });
 
 export interface CoreWorld {
@@ -173,6 +175,14 @@ export interface CoreWorld {
 export interface CoreWorldOptions {
   /** @default 1000 per 10 s */
   messages?: RateSpec;
+  /** Read points per user. @default 100000 per 10 s */
+  reads?: RateSpec;
+  /** @default 0: no presence cache */
+  presenceCacheMs?: number;
+  /** @default 0: every notice at once */
+  noticeIntervalMs?: number;
+  /** @default 1000 */
+  presenceMaxUsers?: number;
   /** @default 10 */
   channelsPerConnection?: number;
 }
@@ -187,6 +197,7 @@ export async function coreWorld(options: CoreWorldOptions = {}): Promise<CoreWor
   await store.ensurePublicChannels(['general', 'random']);
   const rooms = new FakeRooms();
   const broadcaster = new RecordingBroadcaster();
+  const reads = options.reads ?? { points: 100_000, durationMs: 10_000 };
   const presence = new FaultSwitchPresence();
   const chat = new Chat({
     store,
@@ -194,6 +205,10 @@ export async function coreWorld(options: CoreWorldOptions = {}): Promise<CoreWor
     broadcaster,
     rooms,
     messageLimiter: new FlexibleRateLimiter(options.messages ?? { points: 1000, durationMs: 10_000 }, { name: 'messages' }),
+    readLimiter: { limiter: new FlexibleRateLimiter(reads, { name: 'reads' }), points: reads.points },
+    presenceCacheMs: options.presenceCacheMs ?? 0,
+    noticeIntervalMs: options.noticeIntervalMs ?? 0,
+    presenceMaxUsers: options.presenceMaxUsers ?? 1000,
     logger: pino({ level: 'silent' }),
     instanceId: INSTANCE_ID,
     channelsPerConnection: options.channelsPerConnection ?? 10,

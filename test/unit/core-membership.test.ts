@@ -99,6 +99,35 @@ describe('join', () => {
     await expect(w.chat.membership.join(s, 'general')).resolves.toMatchObject({ channelId: 'general' });
   });
 
+  it('joins in flight count against the channel limit: of 10 parallel joins with a limit of 5, exactly 5 succeed', async () => {
+    const five = await coreWorld({ channelsPerConnection: 5 });
+    try {
+      const ids = Array.from({ length: 10 }, (_, i) => `par-${i}`);
+      for (const id of ids) await five.store.inner.createChannel({ id, name: id, isPrivate: false });
+      const s = five.connect('ann');
+      const outcomes = await Promise.all(ids.map((id) => code(five.chat.membership.join(s, id))));
+      expect(outcomes.filter((o) => o === 'resolved')).toHaveLength(5);
+      expect(outcomes.filter((o) => o === ErrorCode.RATE_LIMITED)).toHaveLength(5);
+      expect(five.rooms.joinedCount(s.id)).toBe(5);
+      // A failed join frees its slot: after leaving one, one more fits, and the limit holds again.
+      const joined = ids.filter((id) => five.rooms.isJoined(s.id, id));
+      const notJoined = ids.filter((id) => !five.rooms.isJoined(s.id, id));
+      await five.chat.membership.leave(s, joined[0]!);
+      const again = await Promise.all(notJoined.map((id) => code(five.chat.membership.join(s, id))));
+      expect(again.filter((o) => o === 'resolved')).toHaveLength(1);
+      expect(five.rooms.joinedCount(s.id)).toBe(5);
+    } finally {
+      await five.close();
+    }
+  });
+
+  it('a join that fails (FORBIDDEN) frees the slot it held', async () => {
+    const s = w.connect('ann');
+    expect(await code(w.chat.membership.join(s, 'nowhere'))).toBe(ErrorCode.FORBIDDEN);
+    await w.chat.membership.join(s, 'general');
+    await expect(w.chat.membership.join(s, 'random')).resolves.toMatchObject({ channelId: 'random' });
+  });
+
   it('a connection that disconnects while its join is answered leaves no presence behind', async () => {
     await w.chat.membership.join(w.connect('bob'), 'general');
     const s = w.connect('ann');

@@ -9,7 +9,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import type { JwtConfig } from '../../config.js';
-import { AuthError, type Authenticator, type Principal, type TokenIssuer } from '../../ports/authenticator.js';
+import { AuthError, SYSTEM_USER_ID, type Authenticator, type Principal, type TokenIssuer } from '../../ports/authenticator.js';
 
 // Strict: a token is refused from its `exp` on, exactly when a live session holding it is ended.
 const CLOCK_TOLERANCE_S = 0;
@@ -77,6 +77,7 @@ function toPrincipal(p: JWTPayload): Principal {
   if (typeof p.sub !== 'string' || p.sub.length === 0 || p.sub.length > 128 || !p.sub.isWellFormed() || p.sub.includes('\u0000')) {
     throw new AuthError('sub must be a non-empty string of at most 128 characters');
   }
+  if (p.sub === SYSTEM_USER_ID) throw new AuthError('sub is the server\'s own user id');
   const channels = p['channels'];
   if (channels !== undefined && !(Array.isArray(channels) && channels.every((c) => typeof c === 'string'))) {
     throw new AuthError('channels must be an array of channel ids');
@@ -88,6 +89,7 @@ function toPrincipal(p: JWTPayload): Principal {
     isAdmin: p['role'] === 'admin',
     channels: (channels as string[] | undefined)?.slice(0, 10_000) ?? [],
     expiresAt: (p.exp ?? 0) * 1000,
+    issuedAt: typeof p.iat === 'number' && Number.isFinite(p.iat) ? p.iat * 1000 : undefined,
   };
 }
 

@@ -21,7 +21,22 @@ export interface KyselyStoreOptions {
   logger: Logger;
   /** Classifies a driver error; the dialect module knows its driver's codes. */
   classify: (err: unknown) => StoreError['kind'];
+  /**
+   * Calls that fail because another connection holds the database's lock are tried again, after a
+   * short asynchronous backoff, until this deadline has passed (then they fail as `classify` says).
+   * Only for a driver that fails at once on a lock instead of waiting (SQLite with busy_timeout 0).
+   */
+  retryLocked?: { isLocked: (err: unknown) => boolean; timeoutMs: number };
 }
+
+/** First and largest pause between two tries of a locked call; each is jittered to half of it or more. */
+const LOCK_BACKOFF_MS = { first: 2, max: 50 };
+
+const lockBackoff = (attempt: number, leftMs: number): Promise<void> => {
+  const ceiling = Math.min(LOCK_BACKOFF_MS.max, LOCK_BACKOFF_MS.first * 2 ** attempt);
+  const ms = Math.max(1, Math.min(leftMs, ceiling * (0.5 + Math.random() / 2)));
+  return new Promise((resolve) => setTimeout(resolve, ms));
+};
 
 type ChannelRow = Database['channels'];
 
@@ -44,35 +59,57 @@ export class KyselyMessageStore implements MessageStore {
   private readonly dialect: Dialect;
   private readonly log: Logger;
   private readonly classify: KyselyStoreOptions['classify'];
+  private readonly retryLocked: KyselyStoreOptions['retryLocked'];
 
   constructor(options: KyselyStoreOptions) {
     this.db = options.db;
     this.dialect = options.dialect;
     this.log = options.logger;
     this.classify = options.classify;
+    this.retryLocked = options.retryLocked;
   }
 
-  /** Runs `fn`, turning driver errors into StoreErrors the core understands. */
+  /**
+   * Runs `fn`, turning driver errors into StoreErrors the core understands. A call that found the
+   * database locked is run again (see `retryLocked`): `fn` must then be a whole transaction or a
+   * single statement, which a lock failure leaves undone.
+   */
   protected async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof StoreError) throw err;
-      const kind = this.classify(err);
-      if (kind === 'internal') this.log.error({ err, op: what }, 'store query failed');
-      else this.log.warn({ op: what, kind, reason: (err as Error)?.message }, 'store query failed');
-      throw new StoreError(kind, `${what} failed (${kind})`, { cause: err });
+    const deadline = Date.now() + (this.retryLocked?.timeoutMs ?? 0);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof StoreError) throw err;
+        const left = deadline - Date.now();
+        if (this.retryLocked?.isLocked(err) && left > 0) {
+          await lockBackoff(attempt, left);
+          continue;
+        }
+        throw this.failure(what, err);
+      }
     }
   }
 
-  async migrate(): Promise<void> {
+  private failure(what: string, err: unknown): StoreError {
+    const kind = this.classify(err);
+    if (kind === 'internal') this.log.error({ err, op: what }, 'store query failed');
+    else this.log.warn({ op: what, kind, reason: (err as Error)?.message }, 'store query failed');
+    return new StoreError(kind, `${what} failed (${kind})`, { cause: err });
+  }
+
+  migrate(): Promise<void> {
     const migrator = new Migrator({ db: this.db, provider: migrationProvider });
-    const { error, results } = await migrator.migrateToLatest();
-    for (const r of results ?? []) {
-      if (r.status === 'Success') this.log.info({ migration: r.migrationName }, 'migration applied');
-      if (r.status === 'Error') this.log.error({ migration: r.migrationName }, 'migration failed');
-    }
-    if (error) throw new StoreError(this.classify(error), 'database migration failed', { cause: error });
+    // The pending migrations run in one transaction (see the SQLite adapter): a locked try leaves
+    // nothing behind, and the next one starts again from what has run.
+    return this.guard('migrate', async () => {
+      const { error, results } = await migrator.migrateToLatest();
+      for (const r of results ?? []) {
+        if (r.status === 'Success') this.log.info({ migration: r.migrationName }, 'migration applied');
+        if (r.status === 'Error') this.log.error({ migration: r.migrationName }, 'migration failed');
+      }
+      if (error) throw error;
+    });
   }
 
   ensurePublicChannels(ids: readonly string[]): Promise<void> {
@@ -156,13 +193,29 @@ export class KyselyMessageStore implements MessageStore {
   }
 
   removeMember(channelId: string, userId: string): Promise<boolean> {
-    return this.guard('removeMember', async () => {
-      const r = await this.db
-        .deleteFrom('channel_members')
+    const revokedAt = Date.now();
+    return this.guard('removeMember', () =>
+      this.db.transaction().execute(async (trx) => {
+        const r = await trx.deleteFrom('channel_members').where('channel_id', '=', channelId).where('user_id', '=', userId).executeTakeFirst();
+        await trx
+          .insertInto('channel_revocations')
+          .values({ channel_id: channelId, user_id: userId, revoked_at: revokedAt })
+          .onConflict((oc) => oc.columns(['channel_id', 'user_id']).doUpdateSet({ revoked_at: revokedAt }))
+          .execute();
+        return Number(r.numDeletedRows) > 0;
+      }),
+    );
+  }
+
+  revokedAt(channelId: string, userId: string): Promise<number | undefined> {
+    return this.guard('revokedAt', async () => {
+      const row = await this.db
+        .selectFrom('channel_revocations')
+        .select('revoked_at')
         .where('channel_id', '=', channelId)
         .where('user_id', '=', userId)
         .executeTakeFirst();
-      return Number(r.numDeletedRows) > 0;
+      return row ? Number(row.revoked_at) : undefined;
     });
   }
 

@@ -33,6 +33,17 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '2026-12-10-002-revocations': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('channel_revocations')
+        .addColumn('channel_id', 'varchar(64)', (c) => c.notNull().references('channels.id').onDelete('cascade'))
+        .addColumn('user_id', 'varchar(128)', (c) => c.notNull())
+        .addColumn('revoked_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('channel_revocations_pk', ['channel_id', 'user_id'])
+        .execute();
+    },
+  },
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -12,6 +12,12 @@ export interface Database {
     user_id: string;
     created_at: number | string | bigint;
   };
+  /** The last revocation of each (channel, user): a token's `channels` grant issued before it yields. */
+  channel_revocations: {
+    channel_id: string;
+    user_id: string;
+    revoked_at: number | string | bigint;
+  };
   messages: {
     id: string;
     channel_id: string;

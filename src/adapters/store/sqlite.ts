@@ -18,6 +18,11 @@ import { KyselyMessageStore } from './kysely-store.js';
 import { SqliteMessageStore } from './sqlite-append.js';
 import type { Database } from './schema.js';
 
+const isLocked = (err: unknown): boolean => {
+  const code = (err as { code?: unknown })?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+};
+
 const classify = (err: unknown): StoreError['kind'] => {
   const code = (err as { code?: unknown })?.code;
   if (typeof code !== 'string') return 'internal';
@@ -30,8 +35,8 @@ const classify = (err: unknown): StoreError['kind'] => {
 
 /**
  * Transactions take the write lock when they begin (BEGIN IMMEDIATE) rather than on their first
- * write: a process that shares the file then waits for the lock (busy_timeout) instead of failing
- * with SQLITE_BUSY halfway through an append.
+ * write: a process that shares the file then fails at once with SQLITE_BUSY, before anything is
+ * written, and the store tries the whole transaction again later instead of failing halfway.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -59,17 +64,50 @@ const immediateSqliteDialect = (config: SqliteDialectConfig): Dialect => ({
 });
 
 /**
+ * Sets WAL mode. Two processes switching a fresh file at once can get SQLITE_BUSY without SQLite's
+ * busy handler waiting, so the switch is tried again (synchronously: nothing is served yet) until
+ * `deadline`.
+ */
+function switchToWal(database: BetterSqlite3.Database, deadline: number): void {
+  for (;;) {
+    try {
+      database.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if (!isLocked(err) || Date.now() >= deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+}
+
+export interface SqliteStoreOptions {
+  /**
+   * How long a call retries a database locked by another connection before failing with
+   * StoreError('unavailable'). @default 5000
+   */
+  lockTimeoutMs?: number;
+}
+
+/**
  * Embedded SQLite (better-sqlite3). WAL with synchronous=NORMAL: a commit survives a process crash;
  * the last commits may be lost only if the machine itself loses power. Several instances on one host
  * may share the file (test/contract/sqlite-processes.test.ts); across hosts they must share PostgreSQL.
+ *
+ * better-sqlite3 is synchronous: its busy_timeout would wait for another process's lock on the event
+ * loop, freezing every socket and probe. So busy_timeout is 0, a locked call fails at once, and the
+ * store retries it asynchronously until `lockTimeoutMs` (KyselyStoreOptions.retryLocked).
  */
-export function openSqliteStore(path: string, logger: Logger): KyselyMessageStore {
+export function openSqliteStore(path: string, logger: Logger, options: SqliteStoreOptions = {}): KyselyMessageStore {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const database = new BetterSqlite3(path);
-  database.pragma('journal_mode = WAL');
+  const lockTimeoutMs = options.lockTimeoutMs ?? 5000;
+  // Opening happens before anything is served: here waiting for another process's lock (switching a
+  // fresh file to WAL) blocks nobody. From then on, a lock fails at once and is retried without blocking.
+  const database = new BetterSqlite3(path, { timeout: lockTimeoutMs });
+  switchToWal(database, Date.now() + lockTimeoutMs);
   database.pragma('synchronous = NORMAL');
-  database.pragma('busy_timeout = 5000');
   database.pragma('foreign_keys = ON');
+  database.pragma('busy_timeout = 0');
   const db = new Kysely<Database>({ dialect: immediateSqliteDialect({ database }) });
-  return new SqliteMessageStore(database, { db, dialect: 'sqlite', logger, classify });
+  const retryLocked = { isLocked, timeoutMs: lockTimeoutMs };
+  return new SqliteMessageStore(database, { db, dialect: 'sqlite', logger, classify, retryLocked });
 }
