@@ -252,7 +252,10 @@ async function main(): Promise<void> {
   await preflight(o);
   const redisUrl = await startClusterRedis(o.redisPort);
   const storeUrl = await chooseStore(o.sqlite);
-  const jwtSecret = process.env['JWT_SECRET'] ?? loadOrCreateDevSecret(DATA);
+  // Without an operator's JWT_SECRET the instances run on one generated development secret, kept in
+  // DATA and read by each of them (DATA_DIR), so /dev/token and the demo sign-in work on all of them.
+  const operatorSecret = process.env['JWT_SECRET'] || undefined;
+  if (!operatorSecret) loadOrCreateDevSecret(DATA);
 
   const instances: Started[] = [];
   for (let i = 0; i < o.instances; i++) {
@@ -262,9 +265,9 @@ async function main(): Promise<void> {
       await startInstance(id, o.basePort + i, {
         REDIS_URL: redisUrl,
         DATABASE_URL: storeUrl ?? `sqlite:${join(dataDir, 'switchboard.db')}`,
-        DATA_DIR: dataDir,
         // One key for every instance: a token from any of them is valid on all.
-        JWT_SECRET: jwtSecret,
+        DATA_DIR: operatorSecret ? dataDir : DATA,
+        JWT_SECRET: operatorSecret ?? '',
         // nginx/HAProxy run on this machine: believe X-Forwarded-For from loopback only.
         TRUST_PROXY: process.env['TRUST_PROXY'] ?? 'loopback',
       }),

@@ -13,12 +13,6 @@ import { presenceCost, type ReadBudget } from './read-budget.js';
 import type { Session } from './session.js';
 import { TypingThrottle } from './typing-throttle.js';
 
-/**
- * A `presence` answer: every user, or for a channel of more than `presenceMaxUsers` the first of them
- * by userId with the channel's `total` and `truncated: true` (additive to the contract's `{users}`).
- */
-export type PresencePage = PresenceResult & { total?: number; truncated?: true };
-
 export interface MembershipDeps {
   store: Pick<MessageStore, 'getChannel' | 'history'>;
   presence: Presence;
@@ -142,7 +136,7 @@ export class Membership {
    * instances' connections). Spends the reader's budget by the channel's size, as last seen, before
    * reading: a reader over the budget costs the backend nothing.
    */
-  async presence(principal: Principal, channelId: string): Promise<PresencePage> {
+  async presence(principal: Principal, channelId: string): Promise<PresenceResult> {
     await this.deps.access.authorize(principal, channelId);
     await this.deps.readBudget.spend(principal.userId, presenceCost(this.view.lastSize(channelId) ?? 0));
     let users: PresenceUser[];

@@ -33,6 +33,7 @@ const socketData = (p: Principal, batch: boolean): SocketData => ({
   isAdmin: p.isAdmin,
   grants: new Set(p.channels),
   expiresAt: p.expiresAt,
+  issuedAt: p.issuedAt,
   batch,
 });
 
@@ -90,4 +91,5 @@ export const principalOf = (data: SocketData): Principal => ({
   isAdmin: data.isAdmin,
   channels: [...data.grants],
   expiresAt: data.expiresAt,
+  issuedAt: data.issuedAt,
 });

@@ -66,6 +66,8 @@ const instanceEnv = (o: WorldOptions, db: ProxiedDatabase, slot: Slot): Record<s
   RATE_LIMIT_EVENTS: '100000/10s',
   MAX_CONNECTIONS_PER_USER: '10000',
   SWITCHBOARD_FAULT_CRASH_AFTER_STORE: 'signal',
+  // The test-only crash hook arms only under NODE_ENV=test.
+  NODE_ENV: 'test',
   LOG_LEVEL: 'warn',
   SHUTDOWN_NOTICE_MS: '1000',
   SHUTDOWN_TIMEOUT_MS: '15000',

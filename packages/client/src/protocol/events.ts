@@ -58,7 +58,12 @@ export interface PresenceUser {
   connections: number;
 }
 export interface PresenceResult {
+  /** Sorted by userId; at most PRESENCE_MAX_USERS of them (the first by id) in a large channel. */
   users: PresenceUser[];
+  /** With `truncated`: how many users the channel has in all. */
+  total?: number;
+  /** Present (true) when `users` is cut to the cap. */
+  truncated?: true;
 }
 
 export interface ClientToServerEvents {
@@ -107,6 +112,8 @@ export interface SocketData {
   grants: ReadonlySet<string>;
   /** Token expiry, ms since the epoch. */
   expiresAt: number;
+  /** When the token was issued (`iat`), ms since the epoch; a revocation wins over grants of older tokens. */
+  issuedAt?: number | undefined;
   /** The client asked for `new_messages` frames. */
   batch: boolean;
 }
