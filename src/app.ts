@@ -15,7 +15,8 @@ import { ErrorCode, type Message } from 'switchboard-client/protocol';
 import { SocketIoBroadcaster } from './transport/broadcaster.js';
 import { createHttpServer, registerRoutes, type HttpServer, type Readiness } from './transport/http.js';
 import { corsOrigin, originAllowed } from './transport/origin.js';
-import { handshakeLimit } from './transport/handshake-limit.js';
+import { clientAddressOf } from './transport/client-address.js';
+import { handshakeBudget, handshakeLimit } from './transport/handshake-limit.js';
 import { SocketIoRooms } from './transport/rooms.js';
 import { guardNewSessions, type Refusal } from './transport/session-guard.js';
 import { SocketGateway } from './transport/socket-gateway.js';
@@ -127,17 +128,15 @@ function assemble({ config, logger, metrics, backends, options }: Parts): App {
   });
 
   const auth = new JoseAuthenticator(config.jwt);
-  const gateway = new SocketGateway({ io, chat, auth, broadcaster, config, metrics, logger: logger.child({ component: 'socket' }) });
+  const address = clientAddressOf(config.trustProxy);
+  const handshakeLog = logger.child({ component: 'handshake' });
+  const budget = handshakeBudget({ limiter: backends.limiter('handshakes', config.limits.handshakesPerIp), address, logger: handshakeLog });
+  const gateway = new SocketGateway({ io, chat, auth, handshakeBudget: budget, broadcaster, config, metrics, logger: logger.child({ component: 'socket' }) });
   const lifecycle: Lifecycle = { draining: false, closed: false };
   const readiness = () => checkReadiness(backends, lifecycle);
   const issuer = config.jwt.secret && !config.production ? new HsTokenIssuer(config.jwt.secret, config.jwt) : undefined;
   registerRoutes(http, { config, chat, auth, issuer, metrics, readiness, webDir: options.webDir ?? DEFAULT_WEB_DIR });
-  const limitPerAddress = handshakeLimit({
-    limiter: backends.limiter('handshakes', config.limits.handshakesPerIp),
-    trustProxy: config.trustProxy,
-    metrics,
-    logger: logger.child({ component: 'handshake' }),
-  });
+  const limitPerAddress = handshakeLimit(budget, { metrics, logger: handshakeLog, address });
   // While draining, new sessions get 503 at once; otherwise the per-address limit applies.
   guardNewSessions(http.server, (req) => (lifecycle.draining ? DRAINING_REFUSAL : limitPerAddress(req)));
 
@@ -160,7 +159,7 @@ function createSocketServer(server: NodeHttpServer, config: Readonly<Config>, re
     cors: { origin: corsOrigin(config), methods: ['GET', 'POST'], credentials: true },
     allowRequest: (req, callback) => {
       if (originAllowed(config, req)) return callback(null, true);
-      deps.metrics.handshakeRefusals.inc({ reason: 'origin' });
+      deps.metrics.refuseHandshake('origin');
       deps.logger.info({ origin: String(req.headers.origin).slice(0, 200) }, 'connection refused: origin not allowed (set ALLOWED_ORIGIN)');
       return callback('Origin not allowed', false);
     },

@@ -1,26 +1,15 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { call, closeAllClients, collect, connect } from '../helpers/client.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { call, collect, connect } from '../helpers/client.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 import { startRedis, type PrivateRedis } from '../helpers/redis.js';
-import { startServer, type TestServer } from '../helpers/server.js';
 import { token } from '../helpers/tokens.js';
-import { expectError, expectServes, rawAck, rawClient, storedMessages } from './raw.js';
+import { expectError, expectServes, rawAck, rawClient, storedMessages, useServers } from './raw.js';
 
 // Issue 7 item 1 and 2: every abuse limit, each answered RATE_LIMITED (with retryAfterMs) or a clear refusal.
 
-const servers: TestServer[] = [];
-const serve = async (env: Record<string, string>, options: Parameters<typeof startServer>[1] = {}) => {
-  const s = await startServer(env, options);
-  servers.push(s);
-  return s;
-};
-afterEach(() => closeAllClients());
-afterAll(async () => {
-  closeAllClients();
-  await Promise.all(servers.map((s) => s.close()));
-});
+const serve = useServers();
 
 const handshake = (url: string, headers: Record<string, string> = {}) =>
   fetch(`${url}/socket.io/?EIO=4&transport=polling`, { headers });
