@@ -13,11 +13,25 @@ export type SessionCheck = (req: IncomingMessage) => Refusal | undefined | Promi
 
 const REASONS: Record<number, string> = { 429: 'Too Many Requests', 503: 'Service Unavailable' };
 
-/** A request that would open a new Socket.IO session (a handshake), not one of an existing session. */
-const isNewSession = (req: IncomingMessage): boolean => {
+/** Socket.IO's path, with the trailing slash engine.io adds. */
+const PATH = '/socket.io/';
+
+/** The request's query as engine.io's `prepare` reads it: the WHATWG URL parser; of repeated keys the last wins. */
+const engineQuery = (url: string): Record<string, string> => Object.fromEntries(new URL(url, 'https://socket.io').searchParams.entries());
+
+/**
+ * Whether engine.io would treat the request as a handshake (a new session): a URL that begins with
+ * the path (engine.io's `attach` compares only that prefix, so `/socket.io/&sid=?…` is its request
+ * too) and whose query has no non-empty `sid` (its `verify` and `handleRequest` test `if (sid)`, so
+ * `sid=`, a bare `sid`, `…&sid=x&sid=`, or `sid` in the path count as new). The parsed query is left
+ * on the request as `_query`, which engine.io reuses instead of parsing again: the two cannot disagree.
+ */
+function isNewSession(req: IncomingMessage & { _query?: Record<string, string> }): boolean {
   const url = req.url ?? '';
-  return url.startsWith('/socket.io/') && !/[?&]sid=/.test(url);
-};
+  if (url.slice(0, PATH.length) !== PATH) return false;
+  req._query ??= engineQuery(url);
+  return !req._query['sid'];
+}
 
 /**
  * Runs `check` on every request that would open a Socket.IO session, polling handshakes and WebSocket
