@@ -58,11 +58,42 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
 
 const sendError = (reply: FastifyReply, status: number, body: ErrorBody) => reply.code(status).send({ error: body });
 
+/** The protocol's longest user id, in characters (a token's `sub`). */
+const MAX_USER_ID_CHARS = 128;
 /**
- * The HTTP server, without routes yet: Fastify with the contract's error bodies. Socket.IO attaches
- * to its `server`; `registerRoutes` adds the routes once the core exists.
+ * Router limit on one path parameter, counted on the percent-encoded path: a UTF-16 code unit takes
+ * at most 3 UTF-8 bytes of 3 characters each (`%E2%82%AC`), so every user id the API accepts fits.
+ */
+const MAX_PARAM_LENGTH = MAX_USER_ID_CHARS * 9;
+
+/**
+ * The contract's answer to an error Fastify or a route raised: `{error: {code, message}}` with a
+ * status from HTTP_STATUS. Framework errors get a fixed message that never echoes the request.
+ */
+function httpError(err: unknown, maxFrameBytes: number): { status: number; body: ErrorBody } | undefined {
+  if (err instanceof SwitchboardError) return { status: HTTP_STATUS[err.code], body: err.toBody() };
+  const { statusCode: status, code } = err as { statusCode?: number; code?: string };
+  const invalid = (message: string) => ({ status: 400, body: { code: ErrorCode.INVALID_PAYLOAD, message } });
+  if (code === 'FST_ERR_BAD_URL') return invalid('Malformed URL (bad percent-encoding)');
+  if (code === 'FST_ERR_MAX_PARAM_LENGTH') return invalid('A path parameter is too long');
+  if (status === 413) return { status: 413, body: { code: ErrorCode.PAYLOAD_TOO_LARGE, message: `Body is larger than ${maxFrameBytes} bytes` } };
+  if (status === 415) return invalid('Send JSON (Content-Type: application/json)');
+  if (status !== undefined && status >= 400 && status < 500) return invalid('Malformed request (expected a JSON body)');
+  return undefined;
+}
+
+/**
+ * The HTTP server, without routes yet: Fastify with the contract's error bodies for every error,
+ * the framework's own included. Socket.IO attaches to its `server`; `registerRoutes` adds the routes
+ * once the core exists.
  */
 export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustProxy'>, log: Logger): HttpServer {
+  const answer = (err: unknown, reply: FastifyReply) => {
+    const known = httpError(err, config.maxFrameBytes);
+    if (known) return sendError(reply, known.status, known.body);
+    log.error({ err }, 'HTTP request failed');
+    return sendError(reply, 500, { code: ErrorCode.INTERNAL, message: 'Internal error' });
+  };
   const app = Fastify({
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -70,21 +101,12 @@ export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustPr
     trustProxy: config.trustProxy.length > 0 ? [...config.trustProxy] : false,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors the router raises before any route (a bad URL, an over-long parameter).
+    frameworkErrors: (err, _req, reply) => answer(err, reply),
   });
-  app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof SwitchboardError) return sendError(reply, HTTP_STATUS[err.code], err.toBody());
-    const status = (err as { statusCode?: number }).statusCode;
-    if (status === 413) return sendError(reply, 413, { code: ErrorCode.PAYLOAD_TOO_LARGE, message: `Body is larger than ${config.maxFrameBytes} bytes` });
-    if (status === 415) return sendError(reply, 400, { code: ErrorCode.INVALID_PAYLOAD, message: 'Send JSON (Content-Type: application/json)' });
-    if (status !== undefined && status >= 400 && status < 500) {
-      return sendError(reply, 400, { code: ErrorCode.INVALID_PAYLOAD, message: 'Malformed request body (expected JSON)' });
-    }
-    log.error({ err }, 'HTTP request failed');
-    return sendError(reply, 500, { code: ErrorCode.INTERNAL, message: 'Internal error' });
-  });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, 404, { code: ErrorCode.NOT_FOUND, message: `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 100)}` }),
-  );
+  app.setErrorHandler((err, _req, reply) => answer(err, reply));
+  app.setNotFoundHandler((_req, reply) => sendError(reply, 404, { code: ErrorCode.NOT_FOUND, message: 'No such route' }));
   return app;
 }
 
