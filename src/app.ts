@@ -18,7 +18,8 @@ import { corsOrigin, originAllowed } from './transport/origin.js';
 import { clientAddressOf } from './transport/client-address.js';
 import { handshakeBudget, handshakeLimit } from './transport/handshake-limit.js';
 import { SocketIoRooms } from './transport/rooms.js';
-import { guardNewSessions, type Refusal } from './transport/session-guard.js';
+import { connectionCap } from './transport/connection-cap.js';
+import { guardRequests, onNewSessions, type Refusal } from './transport/session-guard.js';
 import { SocketGateway } from './transport/socket-gateway.js';
 import type { IoServer } from './transport/types.js';
 import { drain, type DrainOptions } from './shutdown.js';
@@ -137,8 +138,10 @@ function assemble({ config, logger, metrics, backends, options }: Parts): App {
   const issuer = config.jwt.secret && !config.production ? new HsTokenIssuer(config.jwt.secret, config.jwt) : undefined;
   registerRoutes(http, { config, chat, auth, issuer, metrics, readiness, webDir: options.webDir ?? DEFAULT_WEB_DIR });
   const limitPerAddress = handshakeLimit(budget, { metrics, logger: handshakeLog, address });
+  const capPerAddress = connectionCap(config.limits.httpConnectionsPerIp, { address, metrics, logger: logger.child({ component: 'http' }) });
   // While draining, new sessions get 503 at once; otherwise the per-address limit applies.
-  guardNewSessions(http.server, (req) => (lifecycle.draining ? DRAINING_REFUSAL : limitPerAddress(req)));
+  const newSessions = onNewSessions((req) => (lifecycle.draining ? DRAINING_REFUSAL : limitPerAddress(req)));
+  guardRequests(http.server, (req) => capPerAddress(req) ?? newSessions(req));
 
   const settled = async () => {
     await gateway.idle();
@@ -156,6 +159,8 @@ function createSocketServer(server: NodeHttpServer, config: Readonly<Config>, re
     pingTimeout: config.pingTimeoutMs,
     maxHttpBufferSize: config.maxFrameBytes,
     connectTimeout: 10_000,
+    // A polling POST's body must arrive as fast as any other HTTP request's.
+    httpRequestBodyTimeout: config.httpRequestTimeoutMs,
     cors: { origin: corsOrigin(config), methods: ['GET', 'POST'], credentials: true },
     allowRequest: (req, callback) => {
       if (originAllowed(config, req)) return callback(null, true);

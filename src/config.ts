@@ -46,6 +46,10 @@ export interface Config {
   demo: boolean;
   /** How long a dead instance's presence outlives its last heartbeat (heartbeats every third of it). */
   presenceTtlMs: number;
+  /** Time to receive a whole HTTP request (headers and body). */
+  httpRequestTimeoutMs: number;
+  /** Idle time after which a keep-alive HTTP connection is closed. */
+  httpKeepAliveTimeoutMs: number;
   limits: {
     /** Messages per user (cluster-wide with Redis). */
     messages: RateSpec;
@@ -61,6 +65,8 @@ export interface Config {
     outgoingBytes: number;
     /** Packets queued towards one client before it is dropped as a slow consumer. */
     outgoingPackets: number;
+    /** Simultaneous TCP connections of one client address. */
+    httpConnectionsPerIp: number;
   };
   /** Test-only fault hook (SWITCHBOARD_FAULT_CRASH_AFTER_STORE); the CLI ignores it in production. */
   faultCrashAfterStore: CrashAfterStoreSpec | undefined;
@@ -134,6 +140,8 @@ function toConfig(e: Env): Config {
     logLevel: e.LOG_LEVEL,
     demo: e.DEMO,
     presenceTtlMs: e.PRESENCE_TTL_MS,
+    httpRequestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+    httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     limits: Object.freeze({
       messages: e.RATE_LIMIT_MESSAGES,
       events: e.RATE_LIMIT_EVENTS,
@@ -142,6 +150,7 @@ function toConfig(e: Env): Config {
       channelsPerSocket: e.MAX_CHANNELS_PER_SOCKET,
       outgoingBytes: e.MAX_OUTGOING_BYTES,
       outgoingPackets: e.MAX_OUTGOING_PACKETS,
+      httpConnectionsPerIp: e.MAX_HTTP_CONNECTIONS_PER_IP,
     }),
     faultCrashAfterStore: e.SWITCHBOARD_FAULT_CRASH_AFTER_STORE,
   };

@@ -106,6 +106,11 @@ function createRegistry(instanceId: string) {
       help: 'Connections dropped because their outgoing buffer went over MAX_OUTGOING_BYTES or MAX_OUTGOING_PACKETS',
       registers: [registry],
     }),
+    httpConnectionRefusals: new Counter({
+      name: 'switchboard_http_connection_refusals_total',
+      help: 'TCP connections refused because their client address had MAX_HTTP_CONNECTIONS_PER_IP open',
+      registers: [registry],
+    }),
     draining: new Gauge({ name: 'switchboard_draining', help: '1 while the instance shuts down', registers: [registry] }),
   };
 }

@@ -78,6 +78,13 @@ export const ENV_TABLE = {
   MAX_CHANNELS_PER_SOCKET: byDefault(rule.int(1, 100_000), '200', 'channels one connection may join'),
   MAX_OUTGOING_BYTES: byDefault(rule.int(65_536, 1024 * 1024 * 1024), '16777216', 'bytes (16 MiB by default) queued towards one client before it is dropped as a slow consumer'),
   MAX_OUTGOING_PACKETS: byDefault(rule.int(16, 10_000_000), '10000', 'packets queued towards one client before it is dropped as a slow consumer'),
+  HTTP_REQUEST_TIMEOUT_MS: byDefault(
+    rule.int(1000, 3_600_000),
+    '30000',
+    'time a client has to send a whole HTTP request, headers and body (REST and Engine.IO polling alike); then the connection is closed. A long-poll is not cut: its request is complete, only the answer waits (up to `PING_INTERVAL_MS`)',
+  ),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: byDefault(rule.int(1000, 3_600_000), '72000', 'how long an idle keep-alive HTTP connection stays open; keep it above the idle timeout of a load balancer in front (60 s on most)'),
+  MAX_HTTP_CONNECTIONS_PER_IP: byDefault(rule.int(1, 10_000_000), '1000', 'simultaneous TCP connections of one client address (the `TRUST_PROXY`-vouched address of its first request); one more is answered 429 and closed'),
   // For tests only.
   SWITCHBOARD_FAULT_CRASH_AFTER_STORE: unset(
     rule.crashAfterStore,

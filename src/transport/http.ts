@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { extname, join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -66,6 +67,27 @@ const MAX_USER_ID_CHARS = 128;
  */
 const MAX_PARAM_LENGTH = MAX_USER_ID_CHARS * 9;
 
+/** How often Node looks for requests over their timeout (its default, 30 s, would let one run that much longer). */
+const CHECK_EVERY_MS = 1000;
+
+/** Errors Node raises on a connection before any request exists, as [status, code, message]. */
+const CLIENT_ERRORS: Record<string, [number, ErrorCode, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, ErrorCode.INVALID_PAYLOAD, 'The request was not received in time'],
+  HPE_HEADER_OVERFLOW: [431, ErrorCode.PAYLOAD_TOO_LARGE, 'Request headers are too large'],
+};
+
+/** Answers a broken or too slow request in the contract's error shape, then closes the connection. */
+function answerClientError(err: Error & { code?: string }, socket: Duplex, log: Logger): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, ErrorCode.INVALID_PAYLOAD, 'Malformed HTTP request'];
+  log.debug({ code: err.code }, 'HTTP client error');
+  if (socket.writable) {
+    const body = JSON.stringify({ error: { code, message } });
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
 /**
  * The contract's answer to an error Fastify or a route raised: `{error: {code, message}}` with a
  * status from HTTP_STATUS. Framework errors get a fixed message that never echoes the request.
@@ -87,7 +109,7 @@ function httpError(err: unknown, maxFrameBytes: number): { status: number; body:
  * the framework's own included. Socket.IO attaches to its `server`; `registerRoutes` adds the routes
  * once the core exists.
  */
-export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustProxy'>, log: Logger): HttpServer {
+export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustProxy' | 'httpRequestTimeoutMs' | 'httpKeepAliveTimeoutMs'>, log: Logger): HttpServer {
   const answer = (err: unknown, reply: FastifyReply) => {
     const known = httpError(err, config.maxFrameBytes);
     if (known) return sendError(reply, known.status, known.body);
@@ -101,6 +123,12 @@ export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustPr
     trustProxy: config.trustProxy.length > 0 ? [...config.trustProxy] : false,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // A request, headers and body, must arrive within the timeout; a long-poll's request is complete
+    // at once (only its answer waits), so these never cut one.
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    http: { headersTimeout: config.httpRequestTimeoutMs, connectionsCheckingInterval: Math.min(CHECK_EVERY_MS, config.httpRequestTimeoutMs) },
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, log),
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // Errors the router raises before any route (a bad URL, an over-long parameter).
     frameworkErrors: (err, _req, reply) => answer(err, reply),

@@ -58,6 +58,9 @@ const SAMPLES: Record<EnvName, Sample> = {
   MAX_CHANNELS_PER_SOCKET: sample('7', (c) => c.limits.channelsPerSocket, 7),
   MAX_OUTGOING_BYTES: sample('65536', (c) => c.limits.outgoingBytes, 65536),
   MAX_OUTGOING_PACKETS: sample('16', (c) => c.limits.outgoingPackets, 16),
+  HTTP_REQUEST_TIMEOUT_MS: sample('4000', (c) => c.httpRequestTimeoutMs, 4000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: sample('5000', (c) => c.httpKeepAliveTimeoutMs, 5000),
+  MAX_HTTP_CONNECTIONS_PER_IP: sample('12', (c) => c.limits.httpConnectionsPerIp, 12),
   SWITCHBOARD_FAULT_CRASH_AFTER_STORE: sample('nth:3', (c) => c.faultCrashAfterStore, { kind: 'nth', n: 3 }),
 };
 
