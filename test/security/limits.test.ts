@@ -123,6 +123,12 @@ describe('slow consumers over long-polling (MAX_OUTGOING_PACKETS)', () => {
     }
     await waitFor(dropped, 'the polling slow consumer to be dropped');
     expect((await app.metrics.slowConsumerDisconnects.get()).values[0]?.value).toBe(1);
+    // Its queue was discarded: polling again yields no burst of stale messages, only the end of the
+    // session; the client reconnects and catches up from the store with sinceSeq.
+    const after = await fetch(`${base}&sid=${sid}`);
+    const text = await after.text();
+    expect(text).not.toContain('new_message');
+    expect(after.status === 400 || text === '1', `${after.status} ${text.slice(0, 200)}`).toBe(true);
     await expectServes(url);
   });
 });
