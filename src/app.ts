@@ -15,9 +15,11 @@ import { ErrorCode, type Message } from 'switchboard-client/protocol';
 import { SocketIoBroadcaster } from './transport/broadcaster.js';
 import { createHttpServer, registerRoutes, type HttpServer, type Readiness } from './transport/http.js';
 import { corsOrigin, originAllowed } from './transport/origin.js';
-import { handshakeLimit } from './transport/handshake-limit.js';
+import { clientAddressOf } from './transport/client-address.js';
+import { handshakeBudget, handshakeLimit } from './transport/handshake-limit.js';
 import { SocketIoRooms } from './transport/rooms.js';
-import { guardNewSessions, type Refusal } from './transport/session-guard.js';
+import { connectionCap } from './transport/connection-cap.js';
+import { guardRequests, onNewSessions, type Refusal } from './transport/session-guard.js';
 import { SocketGateway } from './transport/socket-gateway.js';
 import type { IoServer } from './transport/types.js';
 import { drain, type DrainOptions } from './shutdown.js';
@@ -133,21 +135,21 @@ function assemble({ config, logger, metrics, backends, options }: Parts): App {
   });
 
   const auth = new JoseAuthenticator(config.jwt);
-  const gateway = new SocketGateway({ io, chat, auth, broadcaster, config, metrics, logger: logger.child({ component: 'socket' }) });
+  const address = clientAddressOf(config.trustProxy);
+  const handshakeLog = logger.child({ component: 'handshake' });
+  const budget = handshakeBudget({ limiter: backends.limiter('handshakes', config.limits.handshakesPerIp), address, logger: handshakeLog });
+  const gateway = new SocketGateway({ io, chat, auth, handshakeBudget: budget, broadcaster, config, metrics, logger: logger.child({ component: 'socket' }) });
   const lifecycle: Lifecycle = { draining: false, closed: false };
   const readiness = () => checkReadiness(backends, lifecycle);
   // Development features only on the generated development secret (config.ts, devFeaturesOn).
   const issuer = devFeaturesOn(config) && config.jwt.secret ? new HsTokenIssuer(config.jwt.secret, config.jwt) : undefined;
   const routeConfig = { ...config, demo: demoOn(config) };
   registerRoutes(http, { config: routeConfig, chat, auth, issuer, metrics, readiness, webDir: options.webDir ?? DEFAULT_WEB_DIR });
-  const limitPerAddress = handshakeLimit({
-    limiter: backends.limiter('handshakes', config.limits.handshakesPerIp),
-    trustProxy: config.trustProxy,
-    metrics,
-    logger: logger.child({ component: 'handshake' }),
-  });
+  const limitPerAddress = handshakeLimit(budget, { metrics, logger: handshakeLog, address });
+  const capPerAddress = connectionCap(config.limits.httpConnectionsPerIp, { address, metrics, logger: logger.child({ component: 'http' }) });
   // While draining, new sessions get 503 at once; otherwise the per-address limit applies.
-  guardNewSessions(http.server, (req) => (lifecycle.draining ? DRAINING_REFUSAL : limitPerAddress(req)));
+  const newSessions = onNewSessions((req) => (lifecycle.draining ? DRAINING_REFUSAL : limitPerAddress(req)));
+  guardRequests(http.server, (req) => capPerAddress(req) ?? newSessions(req));
 
   const settled = async () => {
     await gateway.idle();
@@ -165,10 +167,12 @@ function createSocketServer(server: NodeHttpServer, config: Readonly<Config>, re
     pingTimeout: config.pingTimeoutMs,
     maxHttpBufferSize: config.maxFrameBytes,
     connectTimeout: 10_000,
+    // A polling POST's body must arrive as fast as any other HTTP request's.
+    httpRequestBodyTimeout: config.httpRequestTimeoutMs,
     cors: { origin: corsOrigin(config), methods: ['GET', 'POST'], credentials: true },
     allowRequest: (req, callback) => {
       if (originAllowed(config, req)) return callback(null, true);
-      deps.metrics.handshakeRefusals.inc({ reason: 'origin' });
+      deps.metrics.refuseHandshake('origin');
       deps.logger.info({ origin: String(req.headers.origin).slice(0, 200) }, 'connection refused: origin not allowed (set ALLOWED_ORIGIN)');
       return callback('Origin not allowed', false);
     },

@@ -59,6 +59,10 @@ export interface Config {
   presenceNoticeIntervalMs: number;
   /** How long a SQLite call retries a file locked by another process (asynchronously) before UNAVAILABLE. */
   sqliteLockTimeoutMs: number;
+  /** Time to receive a whole HTTP request (headers and body). */
+  httpRequestTimeoutMs: number;
+  /** Idle time after which a keep-alive HTTP connection is closed. */
+  httpKeepAliveTimeoutMs: number;
   limits: {
     /** Messages per user (cluster-wide with Redis). */
     messages: RateSpec;
@@ -76,6 +80,8 @@ export interface Config {
     outgoingBytes: number;
     /** Packets queued towards one client before it is dropped as a slow consumer. */
     outgoingPackets: number;
+    /** Simultaneous TCP connections of one client address. */
+    httpConnectionsPerIp: number;
   };
   /** Test-only fault hook (SWITCHBOARD_FAULT_CRASH_AFTER_STORE); armed only with NODE_ENV=test (faultHookArmed). */
   faultCrashAfterStore: CrashAfterStoreSpec | undefined;
@@ -156,6 +162,8 @@ function toConfig(e: Env): Config {
     presenceCacheMs: e.PRESENCE_CACHE_MS,
     presenceNoticeIntervalMs: e.PRESENCE_NOTICE_INTERVAL_MS,
     sqliteLockTimeoutMs: e.SQLITE_LOCK_TIMEOUT_MS,
+    httpRequestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+    httpKeepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
     limits: Object.freeze({
       messages: e.RATE_LIMIT_MESSAGES,
       events: e.RATE_LIMIT_EVENTS,
@@ -165,6 +173,7 @@ function toConfig(e: Env): Config {
       channelsPerSocket: e.MAX_CHANNELS_PER_SOCKET,
       outgoingBytes: e.MAX_OUTGOING_BYTES,
       outgoingPackets: e.MAX_OUTGOING_PACKETS,
+      httpConnectionsPerIp: e.MAX_HTTP_CONNECTIONS_PER_IP,
     }),
     faultCrashAfterStore: e.SWITCHBOARD_FAULT_CRASH_AFTER_STORE,
   };

@@ -1,14 +1,52 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ErrorCode, EVENT_NAMES, type ClientEventName } from 'switchboard-client/protocol';
 import { VERSION } from './version.js';
+
+/** Why a connection was refused: the only values of `switchboard_handshake_refusals_total{reason}`. */
+export const REFUSAL_REASONS = [
+  'no_token',
+  'invalid_token',
+  'verifier_error',
+  'too_many_connections',
+  'rate_limited',
+  'origin',
+  'repeated_connects',
+] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+/** The `event` label: a client event's name, or `unknown` for any other name a client sent. */
+export type EventLabel = ClientEventName | 'unknown';
+
+const KNOWN_EVENTS = new Set<string>(EVENT_NAMES);
+const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
+
+/** The labels whose values a client's input decides, mapped into their fixed sets at run time, whatever the types say. */
+const eventLabel = (event: string): EventLabel => (KNOWN_EVENTS.has(event) ? (event as ClientEventName) : 'unknown');
+const codeLabel = (code: string): string => (KNOWN_CODES.has(code) ? code : ErrorCode.INTERNAL);
 
 /**
  * Every metric the server exports, on one registry owned by the app (no global state).
  *
  * Prometheus conventions: durations in seconds (`_seconds`), counters end in `_total`, and no series
  * carries an `instance` label of its own (Prometheus adds the scrape target's); the instance id is
- * one label of `switchboard_build_info`, to join on. Every label value comes from a fixed set.
+ * one label of `switchboard_build_info`, to join on. Every label value comes from a fixed set: the
+ * labelled metrics are reachable only through `refuseHandshake`, `eventFailed` and `acked`, which map
+ * what a client sent into those sets, so no client can add a series.
  */
 export function createMetrics(instanceId: string) {
+  const { handshakeRefusals, eventErrors, ackLatency, ...unlabelled } = createRegistry(instanceId);
+  return {
+    ...unlabelled,
+    /** Counts a refused connection; the reason is the server's own word, never a client's or an error's text. */
+    refuseHandshake: (reason: RefusalReason) => handshakeRefusals.inc({ reason }),
+    /** Counts an event answered with an error; an event name outside the protocol counts as `unknown`, a code outside the catalogue as INTERNAL. */
+    eventFailed: (event: string, code: string) => eventErrors.inc({ event: eventLabel(event), code: codeLabel(code) }),
+    /** Observes the time from receiving a client event to acknowledging it. */
+    acked: (event: ClientEventName, seconds: number) => ackLatency.observe({ event: eventLabel(event) }, seconds),
+  };
+}
+
+function createRegistry(instanceId: string) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
   const seconds = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -66,6 +104,11 @@ export function createMetrics(instanceId: string) {
     slowConsumerDisconnects: new Counter({
       name: 'switchboard_slow_consumer_disconnects_total',
       help: 'Connections dropped because their outgoing buffer went over MAX_OUTGOING_BYTES or MAX_OUTGOING_PACKETS',
+      registers: [registry],
+    }),
+    httpConnectionRefusals: new Counter({
+      name: 'switchboard_http_connection_refusals_total',
+      help: 'TCP connections refused because their client address had MAX_HTTP_CONNECTIONS_PER_IP open',
       registers: [registry],
     }),
     draining: new Gauge({ name: 'switchboard_draining', help: '1 while the instance shuts down', registers: [registry] }),

@@ -97,6 +97,13 @@ export const ENV_TABLE = {
   PRESENCE_CACHE_MS: byDefault(rule.int(0, 60_000), '1000', "how long an instance reuses a channel's presence list (its own joins and leaves apply at once); `0`: no cache"),
   PRESENCE_NOTICE_INTERVAL_MS: byDefault(rule.int(0, 60_000), '1000', 'at most one `user_joined`/`user_left` per user and channel per interval (per instance); a change within it is told at its end, if still true'),
   SQLITE_LOCK_TIMEOUT_MS: byDefault(rule.int(0, 600_000), '5000', 'how long a SQLite call retries a database locked by another process, without blocking, before answering `UNAVAILABLE`'),
+  HTTP_REQUEST_TIMEOUT_MS: byDefault(
+    rule.int(1000, 3_600_000),
+    '30000',
+    'time a client has to send a whole HTTP request, headers and body (REST and Engine.IO polling alike); then the connection is closed. A long-poll is not cut: its request is complete, only the answer waits (up to `PING_INTERVAL_MS`)',
+  ),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: byDefault(rule.int(1000, 3_600_000), '72000', 'how long an idle keep-alive HTTP connection stays open; keep it above the idle timeout of a load balancer in front (60 s on most)'),
+  MAX_HTTP_CONNECTIONS_PER_IP: byDefault(rule.int(1, 10_000_000), '1000', 'simultaneous TCP connections of one client address (the `TRUST_PROXY`-vouched address of its first request); one more is answered 429 and closed'),
   // For tests only.
   SWITCHBOARD_FAULT_CRASH_AFTER_STORE: unset(
     rule.crashAfterStore,

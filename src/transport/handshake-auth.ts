@@ -1,20 +1,30 @@
 import type { Logger } from 'pino';
 import { AUTH_INVALID, AUTH_REQUIRED, ErrorCode, type ErrorBody, type SocketData } from 'switchboard-client/protocol';
-import type { Metrics } from '../metrics.js';
+import type { Metrics, RefusalReason } from '../metrics.js';
 import { AuthError, type Authenticator, type Principal } from '../ports/authenticator.js';
+import type { RateDecision } from '../ports/rate-limiter.js';
 import { bearerToken } from './bearer.js';
+import type { HandshakeBudget } from './handshake-limit.js';
 import type { IoServer, IoSocket } from './types.js';
 
 export interface HandshakeAuthDeps {
   auth: Authenticator;
   /** Connections one user may have open on this instance. */
   connectionsPerUser: number;
-  metrics: Pick<Metrics, 'handshakeRefusals'>;
+  /** The per-address budget of new sessions; a session's repeated connect packets take from it too. */
+  budget: HandshakeBudget;
+  metrics: Pick<Metrics, 'refuseHandshake'>;
   logger: Logger;
 }
 
-/** How long a user at the connection limit is told to wait. */
+/** How long a user at the connection limit, or a session closed for its connect packets, is told to wait. */
 const CONNECTION_LIMIT_RETRY_MS = 5000;
+/**
+ * Connect packets one Engine.IO session may have refused or still being verified; when that many
+ * are refused, or one more arrives, the server closes the session (a client retries on a new one).
+ */
+export const CONNECTS_PER_SESSION = 3;
+const FIRST_CONNECT: RateDecision = { allowed: true };
 
 /** A `connect_error` for the client: `message`, and `data` with the error code. */
 const refusal = (message: string, data: Omit<ErrorBody, 'message'>): Error => Object.assign(new Error(message), { data });
@@ -41,36 +51,62 @@ const socketData = (p: Principal, batch: boolean): SocketData => ({
  * Verifies the token of every handshake and fills `socket.data`, or refuses with the contract's
  * `connect_error`: "Authentication required" / "Invalid or expired token" with UNAUTHENTICATED, or
  * RATE_LIMITED when the user already has `connectionsPerUser` connections on this instance.
+ *
+ * Socket.IO answers each connect packet of an Engine.IO session on its own, so one open session
+ * could otherwise ask again and again. A session's first connect packet rides on the point its
+ * handshake took from the per-address budget; each further one takes a point of its own, and a
+ * session with CONNECTS_PER_SESSION connect packets refused or in flight is closed.
  */
 export function authenticateHandshakes(io: IoServer, deps: HandshakeAuthDeps): void {
   const open = new Map<string, number>();
-  const refuse = (socket: IoSocket, next: (err?: Error) => void, message: string, reason: string) => {
-    deps.metrics.handshakeRefusals.inc({ reason });
-    deps.logger.info({ reason, address: socket.handshake.address }, 'connection refused');
-    next(refusal(message, { code: ErrorCode.UNAUTHENTICATED }));
+  const sessions = new SessionConnects();
+  const refuse = (socket: IoSocket, next: (err?: Error) => void, reason: RefusalReason, err: Error, context: object = {}) => {
+    next(err);
+    // A session already closing for its earlier refusals: Socket.IO drops the answer; nothing to count.
+    if (sessions.closing(socket.conn)) return;
+    deps.metrics.refuseHandshake(reason);
+    deps.logger.info({ reason, address: socket.handshake.address, ...context }, 'connection refused');
+    const spent = reason === 'rate_limited' || reason === 'repeated_connects' || sessions.unaccepted(socket.conn) >= CONNECTS_PER_SESSION;
+    if (!spent) return;
+    deps.logger.info({ address: socket.handshake.address }, 'closing an Engine.IO session: too many connect packets refused');
+    sessions.close(socket.conn);
   };
+  const unauthenticated = (message: string) => refusal(message, { code: ErrorCode.UNAUTHENTICATED });
 
-  io.use((socket, next) => {
+  const verify = (socket: IoSocket, next: (err?: Error) => void) => {
     const token = handshakeToken(socket.handshake);
-    if (!token) return refuse(socket, next, AUTH_REQUIRED, 'no_token');
+    if (!token) return refuse(socket, next, 'no_token', unauthenticated(AUTH_REQUIRED));
     deps.auth.verify(token).then(
       (principal) => {
         const count = open.get(principal.userId) ?? 0;
         if (count < deps.connectionsPerUser) {
+          sessions.accepted(socket.conn);
           socket.data = socketData(principal, socket.handshake.auth?.['batch'] === true);
           return next();
         }
-        deps.metrics.handshakeRefusals.inc({ reason: 'too_many_connections' });
-        deps.logger.info({ userId: principal.userId, count }, 'connection refused: too many connections for this user');
         const message = `Too many connections for this user (limit ${deps.connectionsPerUser})`;
-        next(refusal(message, { code: ErrorCode.RATE_LIMITED, retryAfterMs: CONNECTION_LIMIT_RETRY_MS }));
+        const err = refusal(message, { code: ErrorCode.RATE_LIMITED, retryAfterMs: CONNECTION_LIMIT_RETRY_MS });
+        refuse(socket, next, 'too_many_connections', err, { userId: principal.userId, count });
       },
       (err: unknown) => {
-        if (err instanceof AuthError) return refuse(socket, next, AUTH_INVALID, err.message.slice(0, 120));
+        // The reason is one of a fixed set: an AuthError's text names what the client sent.
+        if (err instanceof AuthError) return refuse(socket, next, 'invalid_token', unauthenticated(AUTH_INVALID));
         deps.logger.error({ err }, 'authentication failed unexpectedly');
-        refuse(socket, next, AUTH_INVALID, 'verifier_error');
+        refuse(socket, next, 'verifier_error', unauthenticated(AUTH_INVALID));
       },
     );
+  };
+
+  io.use((socket, next) => {
+    const tries = sessions.begin(socket.conn);
+    const tooMany = { allowed: false as const, retryAfterMs: CONNECTION_LIMIT_RETRY_MS };
+    const admitted = tries === 1 ? Promise.resolve(FIRST_CONNECT) : tries > CONNECTS_PER_SESSION ? Promise.resolve(tooMany) : deps.budget(socket.request);
+    void admitted.then((decision) => {
+      if (decision.allowed) return verify(socket, next);
+      const message = 'Too many connection attempts; retry on a new connection later';
+      const reason = tries > CONNECTS_PER_SESSION ? 'repeated_connects' : 'rate_limited';
+      refuse(socket, next, reason, refusal(message, { code: ErrorCode.RATE_LIMITED, retryAfterMs: decision.retryAfterMs }));
+    });
   });
 
   io.on('connection', (socket) => {
@@ -82,6 +118,42 @@ export function authenticateHandshakes(io: IoServer, deps: HandshakeAuthDeps): v
       else open.delete(userId);
     });
   });
+}
+
+type EngineConn = IoSocket['conn'];
+
+/** Per Engine.IO session: its connect packets not accepted (refused or being verified), and whether it is being closed. */
+class SessionConnects {
+  private readonly pending = new WeakMap<EngineConn, number>();
+  private readonly closed = new WeakSet<EngineConn>();
+
+  /** Counts a connect packet; returns how many of the session's are now unaccepted. */
+  begin(conn: EngineConn): number {
+    const n = this.unaccepted(conn) + 1;
+    this.pending.set(conn, n);
+    return n;
+  }
+
+  accepted(conn: EngineConn): void {
+    this.pending.set(conn, this.unaccepted(conn) - 1);
+  }
+
+  unaccepted(conn: EngineConn): number {
+    return this.pending.get(conn) ?? 0;
+  }
+
+  closing(conn: EngineConn): boolean {
+    return this.closed.has(conn) || conn.readyState !== 'open';
+  }
+
+  /**
+   * Closes the session once Socket.IO has written the connect_errors already decided (it writes
+   * each on the next tick after the refusal); any refusal decided later is dropped with the session.
+   */
+  close(conn: EngineConn): void {
+    this.closed.add(conn);
+    process.nextTick(() => conn.close());
+  }
 }
 
 /** The verified identity behind a socket, from what `authenticateHandshakes` kept on it. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { extname, join } from 'node:path';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -59,11 +60,63 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
 
 const sendError = (reply: FastifyReply, status: number, body: ErrorBody) => reply.code(status).send({ error: body });
 
+/** The protocol's longest user id, in characters (a token's `sub`). */
+const MAX_USER_ID_CHARS = 128;
 /**
- * The HTTP server, without routes yet: Fastify with the contract's error bodies. Socket.IO attaches
- * to its `server`; `registerRoutes` adds the routes once the core exists.
+ * Router limit on one path parameter, counted on the percent-encoded path: a UTF-16 code unit takes
+ * at most 3 UTF-8 bytes of 3 characters each (`%E2%82%AC`), so every user id the API accepts fits.
  */
-export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustProxy'>, log: Logger): HttpServer {
+const MAX_PARAM_LENGTH = MAX_USER_ID_CHARS * 9;
+
+/** How often Node looks for requests over their timeout (its default, 30 s, would let one run that much longer). */
+const CHECK_EVERY_MS = 1000;
+
+/** Errors Node raises on a connection before any request exists, as [status, code, message]. */
+const CLIENT_ERRORS: Record<string, [number, ErrorCode, string]> = {
+  ERR_HTTP_REQUEST_TIMEOUT: [408, ErrorCode.INVALID_PAYLOAD, 'The request was not received in time'],
+  HPE_HEADER_OVERFLOW: [431, ErrorCode.PAYLOAD_TOO_LARGE, 'Request headers are too large'],
+};
+
+/** Answers a broken or too slow request in the contract's error shape, then closes the connection. */
+function answerClientError(err: Error & { code?: string }, socket: Duplex, log: Logger): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] = CLIENT_ERRORS[err.code ?? ''] ?? [400, ErrorCode.INVALID_PAYLOAD, 'Malformed HTTP request'];
+  log.debug({ code: err.code }, 'HTTP client error');
+  if (socket.writable) {
+    const body = JSON.stringify({ error: { code, message } });
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+  socket.destroy();
+}
+
+/**
+ * The contract's answer to an error Fastify or a route raised: `{error: {code, message}}` with a
+ * status from HTTP_STATUS. Framework errors get a fixed message that never echoes the request.
+ */
+function httpError(err: unknown, maxFrameBytes: number): { status: number; body: ErrorBody } | undefined {
+  if (err instanceof SwitchboardError) return { status: HTTP_STATUS[err.code], body: err.toBody() };
+  const { statusCode: status, code } = err as { statusCode?: number; code?: string };
+  const invalid = (message: string) => ({ status: 400, body: { code: ErrorCode.INVALID_PAYLOAD, message } });
+  if (code === 'FST_ERR_BAD_URL') return invalid('Malformed URL (bad percent-encoding)');
+  if (code === 'FST_ERR_MAX_PARAM_LENGTH') return invalid('A path parameter is too long');
+  if (status === 413) return { status: 413, body: { code: ErrorCode.PAYLOAD_TOO_LARGE, message: `Body is larger than ${maxFrameBytes} bytes` } };
+  if (status === 415) return invalid('Send JSON (Content-Type: application/json)');
+  if (status !== undefined && status >= 400 && status < 500) return invalid('Malformed request (expected a JSON body)');
+  return undefined;
+}
+
+/**
+ * The HTTP server, without routes yet: Fastify with the contract's error bodies for every error,
+ * the framework's own included. Socket.IO attaches to its `server`; `registerRoutes` adds the routes
+ * once the core exists.
+ */
+export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustProxy' | 'httpRequestTimeoutMs' | 'httpKeepAliveTimeoutMs'>, log: Logger): HttpServer {
+  const answer = (err: unknown, reply: FastifyReply) => {
+    const known = httpError(err, config.maxFrameBytes);
+    if (known) return sendError(reply, known.status, known.body);
+    log.error({ err }, 'HTTP request failed');
+    return sendError(reply, 500, { code: ErrorCode.INTERNAL, message: 'Internal error' });
+  };
   const app = Fastify({
     // Fastify's own "Server listening at …" lines (one per interface) would repeat the CLI's banner.
     loggerInstance: log.isLevelEnabled('debug') ? log : log.child({}, { level: 'warn' }),
@@ -72,21 +125,18 @@ export function createHttpServer(config: Pick<Config, 'maxFrameBytes' | 'trustPr
     trustProxy: config.trustProxy.length > 0 ? [...config.trustProxy] : false,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // A request, headers and body, must arrive within the timeout; a long-poll's request is complete
+    // at once (only its answer waits), so these never cut one.
+    requestTimeout: config.httpRequestTimeoutMs,
+    keepAliveTimeout: config.httpKeepAliveTimeoutMs,
+    http: { headersTimeout: config.httpRequestTimeoutMs, connectionsCheckingInterval: Math.min(CHECK_EVERY_MS, config.httpRequestTimeoutMs) },
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, log),
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    // Errors the router raises before any route (a bad URL, an over-long parameter).
+    frameworkErrors: (err, _req, reply) => answer(err, reply),
   });
-  app.setErrorHandler((err, _req, reply) => {
-    if (err instanceof SwitchboardError) return sendError(reply, HTTP_STATUS[err.code], err.toBody());
-    const status = (err as { statusCode?: number }).statusCode;
-    if (status === 413) return sendError(reply, 413, { code: ErrorCode.PAYLOAD_TOO_LARGE, message: `Body is larger than ${config.maxFrameBytes} bytes` });
-    if (status === 415) return sendError(reply, 400, { code: ErrorCode.INVALID_PAYLOAD, message: 'Send JSON (Content-Type: application/json)' });
-    if (status !== undefined && status >= 400 && status < 500) {
-      return sendError(reply, 400, { code: ErrorCode.INVALID_PAYLOAD, message: 'Malformed request body (expected JSON)' });
-    }
-    log.error({ err }, 'HTTP request failed');
-    return sendError(reply, 500, { code: ErrorCode.INTERNAL, message: 'Internal error' });
-  });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, 404, { code: ErrorCode.NOT_FOUND, message: `No route ${req.method} ${req.url.split('?')[0]!.slice(0, 100)}` }),
-  );
+  app.setErrorHandler((err, _req, reply) => answer(err, reply));
+  app.setNotFoundHandler((_req, reply) => sendError(reply, 404, { code: ErrorCode.NOT_FOUND, message: 'No such route' }));
   return app;
 }
 

@@ -19,6 +19,8 @@ interface EngineConn {
   transport: { name: string; socket?: { bufferedAmount?: number; terminate?: () => void } };
   on(event: 'packetCreate', l: (packet: EnginePacket) => void): unknown;
   on(event: 'flush', l: () => void): unknown;
+  /** With `discard`, closes at once and drops the write buffer instead of waiting until it is sent. */
+  close(discard: boolean): void;
 }
 
 const sizeOf = (data: unknown): number => {
@@ -30,8 +32,9 @@ const sizeOf = (data: unknown): number => {
 /**
  * Caps what a connection may have queued towards its client. A client that stops reading (a stalled
  * network, a suspended tab, a hostile peer) would otherwise make the server buffer every message of
- * its channels without bound. Over either cap the connection is dropped at once (its unsent data is
- * discarded), counted in `switchboard_slow_consumer_disconnects_total` and logged; the client
+ * its channels without bound. Over either cap the connection is dropped at once and its unsent data
+ * discarded (a long-polling client's next poll finds the session gone, not a burst of stale
+ * frames), counted in `switchboard_slow_consumer_disconnects_total` and logged; the client
  * reconnects and catches up from the store with `sinceSeq`.
  */
 export function capOutgoing(socket: IoSocket, cap: OutgoingCap, deps: { metrics: Pick<Metrics, 'slowConsumerDisconnects'>; logger: Logger }): void {
@@ -58,6 +61,8 @@ export function capOutgoing(socket: IoSocket, cap: OutgoingCap, deps: { metrics:
     // Leave every room now (no further packet is queued for it), after this packet has been pushed.
     queueMicrotask(() => {
       socket.disconnect(true);
+      // Socket.IO's close waits until Engine.IO's buffer has been sent; drop it instead.
+      conn.close(true);
       // The WebSocket's close handshake would wait for the client to read; drop the TCP connection instead.
       ws?.terminate?.();
     });

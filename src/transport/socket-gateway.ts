@@ -9,6 +9,7 @@ import type { Broadcaster } from '../ports/broadcaster.js';
 import { ackOf, invalidPayload, toErrorBody } from './answers.js';
 import { limitEvents } from './event-limit.js';
 import { authenticateHandshakes, principalOf } from './handshake-auth.js';
+import type { HandshakeBudget } from './handshake-limit.js';
 import { InFlight } from './in-flight.js';
 import { capOutgoing } from './slow-consumer.js';
 import type { AckFn, EventListener, EventPayload, EventResult, IoServer, IoSocket } from './types.js';
@@ -17,6 +18,8 @@ export interface GatewayDeps {
   io: IoServer;
   chat: Chat;
   auth: Authenticator;
+  /** The per-address budget of connection attempts, which a session's repeated connect packets draw on. */
+  handshakeBudget: HandshakeBudget;
   /** Answers to one socket (`error`) go through it like every other emit. */
   broadcaster: Pick<Broadcaster, 'toConnection'>;
   config: Pick<Config, 'maxMessageLength' | 'limits'>;
@@ -48,6 +51,7 @@ export class SocketGateway {
     authenticateHandshakes(deps.io, {
       auth: deps.auth,
       connectionsPerUser: deps.config.limits.connectionsPerUser,
+      budget: deps.handshakeBudget,
       metrics: deps.metrics,
       logger: deps.logger,
     });
@@ -131,7 +135,7 @@ export class SocketGateway {
       const answered = new Promise<EventResult<E>>((resolve) => resolve(run(parsed.data))).then(
         (result) => {
           ack?.({ ok: true, ...result });
-          this.deps.metrics.ackLatency.observe({ event }, (performance.now() - started) / 1000);
+          this.deps.metrics.acked(event, (performance.now() - started) / 1000);
         },
         (err: unknown) => this.fail(socket, event, err, ack),
       );
@@ -141,7 +145,7 @@ export class SocketGateway {
 
   private fail(socket: IoSocket, event: string, err: unknown, ack: AckFn | undefined): void {
     const body = toErrorBody(err);
-    this.deps.metrics.eventErrors.inc({ event: KNOWN_EVENTS.has(event) ? event : 'unknown', code: body.code });
+    this.deps.metrics.eventFailed(event, body.code);
     if (body.code === ErrorCode.INTERNAL) this.log.error({ err, event, userId: socket.data.userId }, 'event failed');
     else if (body.code === ErrorCode.UNAVAILABLE) this.log.warn({ event, reason: causeOf(err) }, 'event failed: dependency unavailable');
     if (ack) ack({ ok: false, error: body });

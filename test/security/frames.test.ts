@@ -79,6 +79,31 @@ describe('malformed Engine.IO and Socket.IO frames over a raw WebSocket', () => 
   });
 });
 
+describe('malformed Socket.IO packets close the connection (issue 13 item 11: the parser rule, kept)', () => {
+  // [what, the text frame, binary frames after it]
+  const packets: [string, string, Buffer[]][] = [
+    ['an unterminated event array', '42[', []],
+    ['an empty event array', '42[]', []],
+    ['packet type 9 with a payload', '49[]', []],
+    ['11 binary attachments (the parser allows 10)', `4511-["send_message",{"channelId":"${CHANNEL}","content":"x","clientMessageId":"many"}]`, Array.from({ length: 11 }, (_, i) => Buffer.from([i]))],
+    ['a placeholder that names no attachment', `451-["send_message",{"channelId":"${CHANNEL}","content":{"_placeholder":true,"num":3},"clientMessageId":"ph"}]`, [Buffer.from('only one')]],
+  ];
+  for (const [what, frame, binaries] of packets) {
+    test(`${what}: that connection closes; another socket and the server carry on`, async () => {
+      const bystander = await connect(url, await token('bystander'));
+      expect((await call(bystander, 'join_channel', CHANNEL)).ok).toBe(true);
+      const c = await joinedRaw();
+      c.send(frame);
+      for (const b of binaries) if (c.isOpen()) c.send(b);
+      await c.closed;
+      expect(bystander.connected).toBe(true);
+      expect((await call(bystander, 'history', { channelId: CHANNEL })).ok).toBe(true);
+      await expectServes(url);
+      await nothingStored();
+    });
+  }
+});
+
 describe('malformed frames over HTTP long-polling', () => {
   async function pollingSession(): Promise<string> {
     const r = await fetch(`${url}/socket.io/?EIO=4&transport=polling`);

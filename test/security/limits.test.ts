@@ -1,26 +1,15 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { call, closeAllClients, collect, connect } from '../helpers/client.js';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { call, collect, connect } from '../helpers/client.js';
 import { sleep, waitFor } from '../helpers/ports.js';
 import { startRedis, type PrivateRedis } from '../helpers/redis.js';
-import { startServer, type TestServer } from '../helpers/server.js';
 import { token } from '../helpers/tokens.js';
-import { expectError, expectServes, rawAck, rawClient, storedMessages } from './raw.js';
+import { expectError, expectServes, rawAck, rawClient, storedMessages, useServers } from './raw.js';
 
 // Issue 7 item 1 and 2: every abuse limit, each answered RATE_LIMITED (with retryAfterMs) or a clear refusal.
 
-const servers: TestServer[] = [];
-const serve = async (env: Record<string, string>, options: Parameters<typeof startServer>[1] = {}) => {
-  const s = await startServer(env, options);
-  servers.push(s);
-  return s;
-};
-afterEach(() => closeAllClients());
-afterAll(async () => {
-  closeAllClients();
-  await Promise.all(servers.map((s) => s.close()));
-});
+const serve = useServers();
 
 const handshake = (url: string, headers: Record<string, string> = {}) =>
   fetch(`${url}/socket.io/?EIO=4&transport=polling`, { headers });
@@ -134,6 +123,12 @@ describe('slow consumers over long-polling (MAX_OUTGOING_PACKETS)', () => {
     }
     await waitFor(dropped, 'the polling slow consumer to be dropped');
     expect((await app.metrics.slowConsumerDisconnects.get()).values[0]?.value).toBe(1);
+    // Its queue was discarded: polling again yields no burst of stale messages, only the end of the
+    // session; the client reconnects and catches up from the store with sinceSeq.
+    const after = await fetch(`${base}&sid=${sid}`);
+    const text = await after.text();
+    expect(text).not.toContain('new_message');
+    expect(after.status === 400 || text === '1', `${after.status} ${text.slice(0, 200)}`).toBe(true);
     await expectServes(url);
   });
 });

@@ -1,10 +1,29 @@
 import { connect as tcpConnect, type Socket as TcpSocket } from 'node:net';
-import { expect } from 'vitest';
+import { afterAll, afterEach, expect } from 'vitest';
 import WebSocket from 'ws';
-import { call, connect } from '../helpers/client.js';
+import { call, closeAllClients, connect } from '../helpers/client.js';
 import { waitFor } from '../helpers/ports.js';
+import { startServer, type TestServer } from '../helpers/server.js';
 export { rssOf } from '../helpers/processes.js';
 import { token } from '../helpers/tokens.js';
+
+/**
+ * For a test file whose tests each start servers of their own: returns the starter, and closes every
+ * client after each test and every server after the file.
+ */
+export function useServers(): (...args: Parameters<typeof startServer>) => Promise<TestServer> {
+  const servers: TestServer[] = [];
+  afterEach(() => closeAllClients());
+  afterAll(async () => {
+    closeAllClients();
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return async (...args) => {
+    const s = await startServer(...args);
+    servers.push(s);
+    return s;
+  };
+}
 
 /** What must never appear in an error text: stack frames, source paths, SQL, driver names, the test secret. */
 export const LEAK = /\bat [\w.<>]+ \(|\.[cm]?[jt]s:\d+|node_modules|sqlite|postgres|SQLSTATE|syntax error|switchboard-test-secret|BEGIN PUBLIC KEY|TypeError|RangeError|ReferenceError/i;

@@ -66,6 +66,9 @@ const SAMPLES: Record<EnvName, Sample> = {
   PRESENCE_CACHE_MS: sample('0', (c) => c.presenceCacheMs, 0),
   PRESENCE_NOTICE_INTERVAL_MS: sample('250', (c) => c.presenceNoticeIntervalMs, 250),
   SQLITE_LOCK_TIMEOUT_MS: sample('200', (c) => c.sqliteLockTimeoutMs, 200),
+  HTTP_REQUEST_TIMEOUT_MS: sample('4000', (c) => c.httpRequestTimeoutMs, 4000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: sample('5000', (c) => c.httpKeepAliveTimeoutMs, 5000),
+  MAX_HTTP_CONNECTIONS_PER_IP: sample('12', (c) => c.limits.httpConnectionsPerIp, 12),
   SWITCHBOARD_FAULT_CRASH_AFTER_STORE: sample('nth:3', (c) => c.faultCrashAfterStore, { kind: 'nth', n: 3 }),
 };
 
