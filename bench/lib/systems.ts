@@ -159,6 +159,9 @@ function switchboardEnv(o: SystemOptions, { dir, redis, database }: Backing, i: 
     RATE_LIMIT_MESSAGES: '100000000/1s',
     RATE_LIMIT_EVENTS: '100000000/1s',
     RATE_LIMIT_HANDSHAKES: '100000000/1s',
+    // Every load-generator connection comes from 127.0.0.1.
+    MAX_HTTP_CONNECTIONS_PER_IP: '10000000',
+    RATE_LIMIT_READS: '100000000/1s',
     MAX_CONNECTIONS_PER_USER: '100000',
     ...o.env,
   };

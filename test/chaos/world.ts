@@ -62,6 +62,7 @@ const instanceEnv = (o: WorldOptions, db: ProxiedDatabase, slot: Slot): Record<s
   REDIS_URL: `redis://127.0.0.1:${slot.redisProxy.port}`,
   DEFAULT_CHANNELS: o.channels.join(','),
   RATE_LIMIT_HANDSHAKES: '1000000/1s',
+  MAX_HTTP_CONNECTIONS_PER_IP: '1000000',
   RATE_LIMIT_MESSAGES: '1000/10s',
   RATE_LIMIT_EVENTS: '100000/10s',
   MAX_CONNECTIONS_PER_USER: '10000',

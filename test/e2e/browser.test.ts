@@ -19,7 +19,7 @@ import { startNginx, type Balancer } from '../helpers/balancer.js';
 import { ROOT, type Cluster, type Instance } from '../helpers/instance.js';
 import { waitFor } from '../helpers/ports.js';
 import { startStack, type Stack } from '../helpers/stack.js';
-import { token } from '../helpers/tokens.js';
+import { onDevSecret, token } from '../helpers/tokens.js';
 
 const ARTIFACTS = join(ROOT, 'test-results');
 const CHROMIUM_ARGS = [
@@ -38,12 +38,14 @@ let cluster: Cluster | undefined;
 let nginx: Balancer | undefined;
 let browser: Browser | undefined;
 const contexts: BrowserContext[] = [];
+const devSecret = onDevSecret();
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   // A notice long enough to look at the drain banner; a message limit below the page's own (4000), as
   // an operator may set, so that the server refuses a message the page lets through.
-  stack = await startStack('browser', 2, { SHUTDOWN_NOTICE_MS: '10000', MAX_MESSAGE_LENGTH: '1000', LOG_LEVEL: 'warn' });
+  // The demo's sign-in exists only on the generated development secret: the instances share one.
+  stack = await startStack('browser', 2, { ...devSecret.env, SHUTDOWN_NOTICE_MS: '10000', MAX_MESSAGE_LENGTH: '1000', LOG_LEVEL: 'warn' });
   cluster = stack.cluster;
   nginx = await startNginx({ upstreams: cluster.instances.map((i) => i.url), sticky: 'cookie' });
   // playwright-core's launch() runs the browser on a fresh temporary profile (its own --user-data-dir)
@@ -56,6 +58,7 @@ afterAll(async () => {
   await browser?.close().catch(() => undefined);
   await nginx?.stop();
   await stack?.stop();
+  devSecret.remove();
 });
 
 const isRunning = (i: Instance) => i.proc.exitCode === null && i.proc.signalCode === null;

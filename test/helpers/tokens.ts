@@ -1,4 +1,7 @@
 import { createSecretKey } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SignJWT } from 'jose';
 
 /** The HS256 secret every test server is started with. */
@@ -30,4 +33,15 @@ export async function token(userId: string, o: TokenOptions = {}): Promise<strin
   if (o.issuer) jwt.setIssuer(o.issuer);
   if (o.audience) jwt.setAudience(o.audience);
   return jwt.sign(o.secret ? createSecretKey(Buffer.from(o.secret, 'utf8')) : key);
+}
+
+/**
+ * A data directory whose generated development secret is TEST_SECRET, with the environment that makes
+ * instances use it (`JWT_SECRET` unset, `DATA_DIR` there): the development features (`/dev/token`, the
+ * demo sign-in) are on, as on a developer's machine, and tokens from token() verify. remove() deletes it.
+ */
+export function onDevSecret(): { env: Record<string, string>; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'sb-devsecret-'));
+  writeFileSync(join(dir, 'jwt-secret'), `${TEST_SECRET}\n`, { mode: 0o600 });
+  return { env: { JWT_SECRET: '', DATA_DIR: dir }, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -1,5 +1,5 @@
 // The demo page: a small chat built on the SDK. Everything user-supplied is inserted as text, never HTML.
-import { createClient, type ConnectionState, type Message, type SwitchboardClient } from 'switchboard-client';
+import { createClient, type ConnectionState, type Message, type PresenceEvent, type SwitchboardClient } from 'switchboard-client';
 import { Banner } from './banner.js';
 import { PendingSends } from './sends.js';
 
@@ -128,18 +128,47 @@ function clearTyping(userId: string): void {
   if (typists.delete(userId)) showTyping();
 }
 
-async function refreshPresence(): Promise<void> {
-  if (!client) return;
-  const ch = channel;
-  const users = await client.presence(ch).catch(() => undefined);
-  if (!users || ch !== channel) return;
+/**
+ * Who is here: fetched on every (re-)join, then kept up to date from `user_joined`/`user_left`.
+ * A server may answer presence from a cache up to PRESENCE_CACHE_MS old, so the events win: those
+ * that arrive while a fetch is in flight are applied again on top of its answer.
+ */
+const present = new Set<string>();
+let sinceFetch: PresenceEvent[] | undefined;
+
+function renderPresence(): void {
   presenceList.replaceChildren(
-    ...users.map((u) => {
+    ...[...present].sort().map((userId) => {
       const li = document.createElement('li');
-      li.textContent = u.userId === me ? `${u.userId} (you)` : u.userId;
+      li.textContent = userId === me ? `${userId} (you)` : userId;
       return li;
     }),
   );
+}
+
+function applyPresence(e: PresenceEvent): void {
+  if (e.type === 'joined') present.add(e.userId);
+  else present.delete(e.userId);
+}
+
+function onPresenceEvent(e: PresenceEvent): void {
+  sinceFetch?.push(e);
+  applyPresence(e);
+  renderPresence();
+}
+
+async function refreshPresence(): Promise<void> {
+  if (!client) return;
+  const ch = channel;
+  const events: PresenceEvent[] = [];
+  sinceFetch = events;
+  const users = await client.presence(ch).catch(() => undefined);
+  if (sinceFetch === events) sinceFetch = undefined;
+  if (!users || ch !== channel) return;
+  present.clear();
+  for (const u of users) present.add(u.userId);
+  for (const e of events) applyPresence(e);
+  renderPresence();
 }
 
 async function open(channelId: string): Promise<void> {
@@ -149,6 +178,7 @@ async function open(channelId: string): Promise<void> {
   channelList.querySelectorAll('button').forEach((b) => b.setAttribute('aria-current', String(b.dataset['channel'] === channelId)));
   channelTitle.textContent = `# ${channelId}`;
   list.replaceChildren();
+  present.clear();
   presenceList.replaceChildren();
   sends.show(channelId);
   for (const t of typists.values()) clearTimeout(t);
@@ -169,7 +199,7 @@ async function open(channelId: string): Promise<void> {
     {
       onMessage: append,
       onJoin: () => void refreshPresence(),
-      onPresence: () => void refreshPresence(),
+      onPresence: onPresenceEvent,
       onTyping: ({ userId }) => {
         clearTimeout(typists.get(userId));
         typists.set(
