@@ -6,7 +6,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminToken, http, unique } from '../helpers/api.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { token } from '../helpers/tokens.js';
+import { onDevSecret, token } from '../helpers/tokens.js';
 
 type Doc = { openapi: string; paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
 const METHODS = ['get', 'post', 'put', 'delete', 'patch'];
@@ -38,13 +38,18 @@ function fastifyRoutes(server: TestServer): string[] {
 describe('GET /api/openapi.json', () => {
   let server: TestServer;
   let doc: Doc;
+  // On the generated development secret, so that /dev/token exists and is documented too.
+  const devSecret = onDevSecret();
   beforeAll(async () => {
-    server = await startServer({ MAX_FRAME_BYTES: '2048' });
+    server = await startServer({ ...devSecret.env, MAX_FRAME_BYTES: '2048' });
     const r = await http(server.url, 'GET', '/api/openapi.json');
     expect(r.status).toBe(200);
     doc = r.body as Doc;
   });
-  afterAll(() => server.close());
+  afterAll(async () => {
+    await server.close();
+    devSecret.remove();
+  });
 
   it('is a valid OpenAPI 3.1 document', async () => {
     expect(doc.openapi).toBe('3.1.0');

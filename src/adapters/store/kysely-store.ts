@@ -72,9 +72,10 @@ export class KyselyMessageStore implements MessageStore {
   /**
    * Runs `fn`, turning driver errors into StoreErrors the core understands. A call that found the
    * database locked is run again (see `retryLocked`): `fn` must then be a whole transaction or a
-   * single statement, which a lock failure leaves undone.
+   * single statement, which a lock failure leaves undone. `report: false` leaves logging the failure
+   * to the caller (start-up steps, which the CLI reports in one line).
    */
-  protected async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  protected async guard<T>(what: string, fn: () => Promise<T>, { report = true }: { report?: boolean } = {}): Promise<T> {
     const deadline = Date.now() + (this.retryLocked?.timeoutMs ?? 0);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -86,15 +87,19 @@ export class KyselyMessageStore implements MessageStore {
           await lockBackoff(attempt, left);
           continue;
         }
-        throw this.failure(what, err);
+        throw this.failure(what, err, report);
       }
     }
   }
 
-  private failure(what: string, err: unknown): StoreError {
+  private failure(what: string, err: unknown, report: boolean): StoreError {
     const kind = this.classify(err);
-    if (kind === 'internal') this.log.error({ err, op: what }, 'store query failed');
-    else this.log.warn({ op: what, kind, reason: (err as Error)?.message }, 'store query failed');
+    if (!report) return new StoreError(kind, `${what} failed (${kind})`, { cause: err });
+    const reason = (err as Error)?.message;
+    // The stack, which names driver internals, only at debug: operators get the reason in one line.
+    this.log.debug({ err, op: what }, 'store query failed');
+    if (kind === 'internal') this.log.error({ op: what, reason }, 'store query failed');
+    else this.log.warn({ op: what, kind, reason }, 'store query failed');
     return new StoreError(kind, `${what} failed (${kind})`, { cause: err });
   }
 
@@ -109,7 +114,7 @@ export class KyselyMessageStore implements MessageStore {
         if (r.status === 'Error') this.log.error({ migration: r.migrationName }, 'migration failed');
       }
       if (error) throw error;
-    });
+    }, { report: false });
   }
 
   ensurePublicChannels(ids: readonly string[]): Promise<void> {

@@ -33,7 +33,7 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
-  '2026-12-10-002-revocations': {
+  '2026-12-01-002-revocations': {
     async up(db: Kysely<unknown>) {
       await db.schema
         .createTable('channel_revocations')
@@ -49,3 +49,6 @@ const migrations: Record<string, Migration> = {
 export const migrationProvider: MigrationProvider = {
   getMigrations: () => Promise.resolve(migrations),
 };
+
+/** The names of every migration, in the order they run. */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations);
