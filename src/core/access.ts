@@ -56,7 +56,7 @@ export class ChannelAccess {
   async forAdmin(principal: Principal, channelId: string): Promise<ChannelInfo> {
     requireAdmin(principal);
     const channel = await this.find(channelId);
-    if (!channel) throw new SwitchboardError(ErrorCode.NOT_FOUND, `No channel ${channelId}`);
+    if (!channel) throw new SwitchboardError(ErrorCode.NOT_FOUND, 'No such channel; create it first (POST /api/channels)');
     return channel;
   }
 }
