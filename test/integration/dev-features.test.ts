@@ -6,11 +6,11 @@
  */
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannel, http, unique, type JsonResponse } from '../helpers/api.js';
-import { call, closeAllClients, connect } from '../helpers/client.js';
+import { call, connect } from '../helpers/client.js';
 import { startInstance, type Instance } from '../helpers/instance.js';
-import { startServer, type TestServer } from '../helpers/server.js';
+import { startServer, useServer, type TestServer } from '../helpers/server.js';
 import { token } from '../helpers/tokens.js';
 
 /** The generated development secret: startServer's JWT_SECRET unset (an empty value counts as unset). */
@@ -25,15 +25,7 @@ const devToken = (url: string, body: unknown) => http(url, 'POST', '/dev/token',
 const demoStatus = async (url: string) => (await fetch(`${url}/`)).status;
 
 describe('on the generated development secret', () => {
-  let server: TestServer;
-  beforeAll(async () => {
-    server = await startServer(ON_DEV_SECRET);
-  });
-  afterEach(() => closeAllClients());
-  afterAll(async () => {
-    closeAllClients();
-    await server?.close();
-  });
+  const server = useServer(ON_DEV_SECRET);
 
   it('POST /dev/token: 200 {token} that connects as that user, with channels and the admin role', async () => {
     const { url } = server;

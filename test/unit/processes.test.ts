@@ -7,9 +7,9 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ROOT, startServerProcess } from './instance.js';
-import { freePort, waitFor } from './ports.js';
-import { Cleanups, startProcess } from './processes.js';
+import { ROOT, startServerProcess } from '../helpers/instance.js';
+import { freePort, waitFor } from '../helpers/ports.js';
+import { Cleanups, startProcess } from '../helpers/processes.js';
 
 const PROCESSES = join(ROOT, 'test/helpers/processes.ts');
 
