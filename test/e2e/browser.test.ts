@@ -13,7 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { startNginx, type Balancer } from '../helpers/balancer.js';
 import { ROOT, type Cluster, type Instance } from '../helpers/instance.js';
@@ -51,6 +51,12 @@ beforeAll(async () => {
   // playwright-core's launch() runs the browser on a fresh temporary profile (its own --user-data-dir)
   // and deletes it on close; no browser is ever downloaded.
   browser = await chromium.launch({ executablePath: requireBinary('chromium'), headless: true, args: CHROMIUM_ARGS });
+});
+
+// A test's pages are closed when it ends, so that their reconnections cannot disturb the next test's
+// routing (nginx counts an instance as failed for a while after a request to it fails).
+afterEach(async () => {
+  for (const c of contexts.splice(0)) await c.close().catch(() => undefined);
 });
 
 afterAll(async () => {
@@ -283,7 +289,8 @@ describe('demo page on a phone and in trouble', () => {
     await demoShots(page, 'signin');
 
     await submitName(page, '  Ada Lovelace ');
-    await page.locator(`#banner[data-status="connected"][data-instance="${b.id}"]`).waitFor({ timeout: 15_000 });
+    // This test is about the form and the layout, not routing: any instance will do.
+    await page.locator('#banner[data-status="connected"]').waitFor({ timeout: 15_000 });
     await page.locator('#presence li', { hasText: 'Ada Lovelace (you)' }).waitFor();
     await say(page, 'hello from a phone');
     await page.locator('#messages li[data-state="sent"]', { hasText: 'hello from a phone' }).waitFor();
