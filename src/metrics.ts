@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { ErrorCode, EVENT_NAMES, type ClientEventName } from 'switchboard-client/protocol';
+import { ErrorCode, isClientEvent, type ClientEventName } from 'switchboard-client/protocol';
 import { VERSION } from './version.js';
 
 /** Why a connection was refused: the only values of `switchboard_handshake_refusals_total{reason}`. */
@@ -17,11 +17,10 @@ export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 /** The `event` label: a client event's name, or `unknown` for any other name a client sent. */
 export type EventLabel = ClientEventName | 'unknown';
 
-const KNOWN_EVENTS = new Set<string>(EVENT_NAMES);
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
 
 /** The labels whose values a client's input decides, mapped into their fixed sets at run time, whatever the types say. */
-const eventLabel = (event: string): EventLabel => (KNOWN_EVENTS.has(event) ? (event as ClientEventName) : 'unknown');
+const eventLabel = (event: string): EventLabel => (isClientEvent(event) ? event : 'unknown');
 const codeLabel = (code: string): string => (KNOWN_CODES.has(code) ? code : ErrorCode.INTERNAL);
 
 /**

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { Chat, Session } from '../core/chat.js';
 import type { Metrics } from '../metrics.js';
-import { ErrorCode, SwitchboardError, EVENT_NAMES, type ClientEventName, createSchemas } from 'switchboard-client/protocol';
+import { ErrorCode, SwitchboardError, isClientEvent, type ClientEventName, createSchemas } from 'switchboard-client/protocol';
 import type { Authenticator } from '../ports/authenticator.js';
 import type { Broadcaster } from '../ports/broadcaster.js';
 import { ackOf, invalidPayload, toErrorBody } from './answers.js';
@@ -27,7 +27,6 @@ export interface GatewayDeps {
   logger: Logger;
 }
 
-const KNOWN_EVENTS = new Set<string>(EVENT_NAMES);
 /** Longest delay a Node timer takes (~24.8 days); a later expiry re-arms instead of firing early. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -81,7 +80,7 @@ export class SocketGateway {
     limitEvents(socket, config.limits.events, { logger: this.log, refuse: (event, err, ack) => this.fail(socket, event, err, ack) });
     capOutgoing(socket, { maxBytes: config.limits.outgoingBytes, maxPackets: config.limits.outgoingPackets }, { metrics, logger: this.log });
     socket.onAny((event: unknown, ...args: unknown[]) => {
-      if (typeof event === 'string' && KNOWN_EVENTS.has(event)) return;
+      if (isClientEvent(event)) return;
       this.fail(socket, String(event).slice(0, 64), new SwitchboardError(ErrorCode.INVALID_PAYLOAD, 'Unknown event'), ackOf(args));
     });
     this.route(socket, session);

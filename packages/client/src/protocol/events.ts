@@ -127,3 +127,7 @@ export const EVENT_NAMES = [
   'presence',
 ] as const satisfies readonly (keyof ClientToServerEvents)[];
 export type ClientEventName = (typeof EVENT_NAMES)[number];
+
+const CLIENT_EVENTS: ReadonlySet<unknown> = new Set(EVENT_NAMES);
+/** Whether a name a client sent is one of the protocol's client-to-server events. */
+export const isClientEvent = (name: unknown): name is ClientEventName => CLIENT_EVENTS.has(name);
